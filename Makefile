@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine with Python 3.11:
+#   make demo   installs snnc in .venv and compiles, evaluates and runs the shipped digits CNN
+#   make test   installs snnc with its test tools in .venv and runs the linter and the tests
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.snnc-installed
+
+.PHONY: demo test install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snnc compile examples/digits/model.onnx --calib examples/digits/calib.npz \
+		--timesteps 32 -o out/digits.snn
+	$(BIN)/snnc run out/digits.snn --data examples/digits/test.npz
+	$(BIN)/snnc eval examples/digits/model.onnx --data examples/digits/test.npz \
+		--calib examples/digits/calib.npz --timesteps 1,2,4,8,16,32,64 --json out/digits-eval.json
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""snnc.backends: consumers of the final (spiking) IR. Backends never import each other."""

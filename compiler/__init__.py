@@ -1,0 +1,1 @@
+"""snnc.compiler: the graph IR, its reference executor, and the conversion passes."""

@@ -1,0 +1,80 @@
+"""snnc's own exceptions. Every error a user can cause is one of these, with a message that
+says what was found, what is supported, and what to do; the CLI maps each class to an exit code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SnncError(Exception):
+    """Base class. `exit_code` is what the CLI returns for this kind of failure."""
+
+    exit_code = 1
+
+
+class UsageError(SnncError):
+    """Bad command-line arguments or option values."""
+
+    exit_code = 2
+
+
+class InputFileError(SnncError):
+    """A file is missing, unreadable, not of the expected format, or not writable."""
+
+    exit_code = 3
+
+
+class ModelError(SnncError):
+    """The model is valid ONNX but snnc cannot compile it (names the ONNX node and op)."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, node: str | None = None, op: str | None = None):
+        self.node = node
+        self.op = op
+        prefix = f"node '{node}' ({op}): " if node is not None else ""
+        super().__init__(prefix + message)
+
+    @classmethod
+    def at(cls, ir_node: Any, message: str) -> ModelError:
+        """An error about an IR node, named by the ONNX node it came from where there is one."""
+        name, op = ir_node.source if ir_node.source else (ir_node.name, ir_node.op)
+        return cls(message, node=name, op=op)
+
+
+class UnsupportedOpsError(ModelError):
+    """One or more ops have no spiking equivalent; lists every offending node at once."""
+
+    def __init__(self, offenders: list[tuple[str, str]], supported: list[str]):
+        self.offenders = offenders
+        lines = "\n".join(f"  - node '{name}' ({op})" for name, op in offenders)
+        super().__init__(
+            f"{len(offenders)} node(s) use ops snnc does not support:\n{lines}\n"
+            f"Supported ONNX ops: {', '.join(sorted(supported))}.\n"
+            "Replace these layers in the source model (e.g. use ReLU or Clip activations) "
+            "and export again."
+        )
+
+
+class DataError(SnncError):
+    """Calibration or evaluation data of the wrong shape, dtype or content."""
+
+    exit_code = 5
+
+
+class ResourceError(SnncError):
+    """The network does not fit the target's limits."""
+
+    exit_code = 6
+
+
+class InternalError(SnncError):
+    """A bug in snnc itself; the CLI writes the traceback to a file and says where."""
+
+    exit_code = 70
+
+
+class PassError(SnncError):
+    """A compiler pass failed; names the pass and the passes that ran before it."""
+
+    exit_code = 4

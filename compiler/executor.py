@@ -1,0 +1,93 @@
+"""The reference ANN executor: the interpreter pattern (torch.fx Interpreter, jax eval_jaxpr).
+
+A loop over nodes in order, an environment of values by name, one kernel per op. It is the
+ground truth for calibration and tests; `run_all` returns every intermediate value, which makes
+layer-by-layer ANN-vs-SNN comparison a one-liner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from .errors import DataError, InternalError, SnncError
+from .ir.graph import Graph
+from .ir.printer import context
+from .ops import opdef
+
+
+class ExecutionError(InternalError):
+    """A kernel failed while executing a node."""
+
+
+def check_input(graph: Graph, x: np.ndarray) -> np.ndarray:
+    """The batch as float32 (N, *input shape), or a DataError saying what was expected."""
+    expected = tuple(graph.input.shape)
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiub":
+        raise DataError(f"input data has dtype {x.dtype}; expected numbers (float32)")
+    if tuple(x.shape[1:]) != expected:
+        if tuple(x.shape) == expected:
+            x = x[None]
+        else:
+            raise DataError(
+                f"input data has shape {list(x.shape)}; the model expects "
+                f"[N, {', '.join(map(str, expected))}]"
+            )
+    x = x.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(x)):
+        raise DataError("input data contains NaN or Inf")
+    return x
+
+
+def run_all(graph: Graph, x: np.ndarray, keep: Callable[[str], bool] | None = None
+            ) -> dict[str, np.ndarray]:
+    """Every node's value (or those `keep` accepts, plus the output) for a batch `x`."""
+    x = check_input(graph, x)
+    env: dict[str, np.ndarray] = {graph.input.name: x}
+    remaining = _last_uses(graph)
+    kept: dict[str, np.ndarray] = {}
+    for k, node in enumerate(graph.nodes[1:], start=1):
+        try:
+            value = opdef(node.op).evaluate(node, [env[i] for i in node.inputs])
+        except SnncError:
+            raise
+        except Exception as exc:  # a kernel bug or an unexpected input: say where
+            raise ExecutionError(
+                f"while executing %{node.name} ({node.origin}): {type(exc).__name__}: {exc}\n"
+                + context(graph, node.name)
+            ) from exc
+        env[node.name] = value
+        if keep is None or keep(node.name) or node.name == graph.output:
+            kept[node.name] = value
+        for name in remaining.pop(k, ()):  # free values no later node reads
+            if name != graph.output:
+                env.pop(name, None)
+    if keep is None or keep(graph.input.name):
+        kept[graph.input.name] = x
+    return kept
+
+
+def run(graph: Graph, x: np.ndarray) -> np.ndarray:
+    """The graph's output for a batch `x`."""
+    return run_all(graph, x, keep=lambda name: False)[graph.output]
+
+
+def run_batched(graph: Graph, x: np.ndarray, batch_size: int = 256,
+                keep: Callable[[str], bool] | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """`run_all` over slices of `x`, so memory stays bounded for large data."""
+    for start in range(0, len(x), batch_size):
+        yield run_all(graph, x[start:start + batch_size], keep)
+
+
+def _last_uses(graph: Graph) -> dict[int, list[str]]:
+    """For each node index, the values whose last reader it is."""
+    last: dict[str, int] = {}
+    for k, node in enumerate(graph.nodes):
+        for i in node.inputs:
+            last[i] = k
+    out: dict[int, list[str]] = {}
+    for name, k in last.items():
+        out.setdefault(k, []).append(name)
+    return out

@@ -1,0 +1,101 @@
+"""One printer for the IR, used by dumps, `snnc inspect`, golden tests and error context.
+
+Text form, one line per node, SSA style:
+    %conv3 : f32[N,64,8,8] = conv[k=3x3, s=1,1, p=1,1,1,1](%relu2)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from .graph import Graph, Node
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "f32[" + ",".join(["N", *map(str, shape)]) + "]"
+
+
+def node_line(node: Node) -> str:
+    from ..ops import opdef
+
+    args = ", ".join(f"%{i}" for i in node.inputs)
+    settings = opdef(node.op).describe(node)
+    settings = f"[{settings}]" if settings else ""
+    return f"%{node.name} : {shape_text(node.shape)} = {node.op}{settings}({args})"
+
+
+def to_text(graph: Graph) -> str:
+    header = [f"# {k}: {v}" for k, v in sorted(graph.meta.items()) if _is_plain(v)]
+    lines = [node_line(n) for n in graph.nodes]
+    return "\n".join([*header, *lines, f"return %{graph.output}"]) + "\n"
+
+
+def context(graph: Graph, name: str, around: int = 2) -> str:
+    """The lines around one node, the node marked, for error messages."""
+    names = [n.name for n in graph.nodes]
+    k = names.index(name)
+    out = []
+    for j in range(max(0, k - around), min(len(names), k + around + 1)):
+        out.append(("> " if j == k else "  ") + node_line(graph.nodes[j]))
+    return "\n".join(out)
+
+
+def _is_plain(v: Any) -> bool:
+    return isinstance(v, (str, int, float, bool)) or v is None
+
+
+def _param_summary(a: np.ndarray) -> dict[str, Any]:
+    a = np.asarray(a)
+    summary: dict[str, Any] = {"dtype": str(a.dtype), "shape": list(a.shape)}
+    if a.size:
+        summary.update(min=float(a.min()), max=float(a.max()))
+    return summary
+
+
+def node_dict(node: Node) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "op": node.op,
+        "inputs": list(node.inputs),
+        "shape": list(node.shape),
+        "attrs": dict(node.attrs),
+        "params": {k: _param_summary(v) for k, v in node.params.items()},
+        "source": None if node.source is None else {"name": node.source[0],
+                                                     "op": node.source[1]},
+    }
+
+
+def to_json(graph: Graph) -> str:
+    data = {
+        "format": "snnc-ir",
+        "version": 1,
+        "meta": {k: v for k, v in graph.meta.items() if _is_plain(v)},
+        "nodes": [node_dict(n) for n in graph.nodes],
+        "output": graph.output,
+    }
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+_FILL = {"input": "lightgrey", "if": "gold", "conv": "lightblue", "linear": "lightblue"}
+
+
+def to_dot(graph: Graph) -> str:
+    from ..ops import opdef
+
+    lines = ["digraph snnc {", "  rankdir=TB;", '  node [shape=box, style="rounded,filled", '
+             'fillcolor=white, fontname="Helvetica"];']
+    for n in graph.nodes:
+        detail = opdef(n.op).describe(n).replace('"', "'")
+        label = f"{n.name}\\n{n.op} {shape_text(n.shape)}" + (f"\\n{detail}" if detail else "")
+        fill = _FILL.get(n.op, "white")
+        lines.append(f'  "{n.name}" [label="{label}", fillcolor={fill}];')
+        lines.extend(f'  "{i}" -> "{n.name}";' for i in n.inputs)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+FORMATS = {"text": to_text, "json": to_json, "dot": to_dot}
+EXTENSIONS = {"text": "txt", "json": "json", "dot": "dot"}

@@ -1,0 +1,77 @@
+"""Convolution (any number of spatial dims, grouped and depthwise), as one batched BLAS matrix
+product over windows built with stride tricks.
+
+    y[n, o, *p] = bias[o] + sum_{c, *k} weight[o, c, *k] * x_pad[n, g*Cg + c, *(p*s + k*d)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..ir.graph import Node
+from .registry import OpDef, Shape, register
+from .windows import output_size, pad_spatial, windows
+
+
+def conv_shape(node: Node, shapes: Sequence[Shape]) -> Shape:
+    (c, *spatial) = shapes[0]
+    w = node.params["weight"]
+    a = node.attrs
+    if c != w.shape[1] * a["groups"]:
+        raise ValueError(
+            f"input has {c} channels but the weight expects {w.shape[1]} x {a['groups']} groups"
+        )
+    nsp = len(spatial)
+    if len(w.shape) != nsp + 2:
+        raise ValueError(f"a {w.ndim - 2}-d kernel cannot slide over {nsp}-d input {shapes[0]}")
+    out = [
+        output_size(spatial[i], w.shape[2 + i], a["strides"][i], a["dilations"][i],
+                    a["pads"][i], a["pads"][i + nsp])
+        for i in range(nsp)
+    ]
+    if min(out) < 1:
+        raise ValueError(f"kernel {list(w.shape[2:])} does not fit input {list(spatial)}")
+    return (w.shape[0], *out)
+
+
+def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, strides: Sequence[int],
+         pads: Sequence[int], dilations: Sequence[int], groups: int) -> np.ndarray:
+    n, c = x.shape[:2]
+    o, cg, *kernel = weight.shape
+    win = windows(pad_spatial(x, pads), kernel, strides, dilations)  # (N, C, *out, *k)
+    out_sp = win.shape[2:2 + len(kernel)]
+    k = int(np.prod(kernel))
+    # (N, G, Cg, *out, *k) -> (G, N, *out, Cg, *k) -> (G, P, Cg*k)
+    win = win.reshape(n, groups, cg, *out_sp, *kernel)
+    nsp = len(kernel)
+    order = (1, 0, *range(3, 3 + nsp), 2, *range(3 + nsp, 3 + 2 * nsp))
+    patches = np.ascontiguousarray(win.transpose(order)).reshape(groups, -1, cg * k)
+    w = weight.reshape(groups, o // groups, cg * k).transpose(0, 2, 1)  # (G, Cg*k, Og)
+    y = np.matmul(patches, w)  # (G, P, Og)
+    y = y.reshape(groups, n, *out_sp, o // groups)
+    y = np.moveaxis(y, 0, -2).reshape(n, *out_sp, o)
+    y = np.moveaxis(y, -1, 1)
+    return np.ascontiguousarray(y + bias.reshape(1, o, *([1] * nsp)), dtype=np.float32)
+
+
+def _eval(node: Node, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    a = node.attrs
+    return conv(inputs[0], node.params["weight"], node.params["bias"], a["strides"], a["pads"],
+                a["dilations"], a["groups"])
+
+
+def _describe(node: Node) -> str:
+    a = node.attrs
+    k = "x".join(str(s) for s in node.params["weight"].shape[2:])
+    parts = [f"k={k}", f"s={','.join(map(str, a['strides']))}",
+             f"p={','.join(map(str, a['pads']))}"]
+    if any(d != 1 for d in a["dilations"]):
+        parts.append(f"d={','.join(map(str, a['dilations']))}")
+    if a["groups"] != 1:
+        parts.append(f"g={a['groups']}")
+    return ", ".join(parts)
+
+
+register(OpDef("conv", conv_shape, _eval, _describe, linear=True))

@@ -1,0 +1,51 @@
+"""Sliding windows over the spatial axes of an (N, C, *spatial) array, via numpy stride tricks.
+Shared by convolution and pooling, for any number of spatial dimensions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def output_size(size: int, kernel: int, stride: int, dilation: int, pad_begin: int,
+                pad_end: int, ceil_mode: bool = False) -> int:
+    span = dilation * (kernel - 1) + 1
+    room = size + pad_begin + pad_end - span
+    if not ceil_mode:
+        return room // stride + 1
+    out = -(-room // stride) + 1
+    # the last window must start inside the input or the leading padding (ONNX/PyTorch rule)
+    if out > 1 and (out - 1) * stride >= size + pad_begin:
+        out -= 1
+    return out
+
+
+def ceil_extra(size: int, kernel: int, stride: int, dilation: int, pad_total: int,
+               out: int) -> int:
+    """Extra trailing padding needed so that `out` windows fit (ceil mode)."""
+    span = dilation * (kernel - 1) + 1
+    return max(0, (out - 1) * stride + span - (size + pad_total))
+
+
+def windows(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
+            dilations: Sequence[int]) -> np.ndarray:
+    """View (N, C, *out, *kernel) of an already padded (N, C, *spatial) array."""
+    nsp = len(kernel)
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilations, strict=True)]
+    axes = tuple(range(2, 2 + nsp))
+    view = np.lib.stride_tricks.sliding_window_view(x, spans, axis=axes)
+    outer = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)
+    inner = tuple(slice(None, None, d) for d in dilations)
+    return view[outer + inner]
+
+
+def pad_spatial(x: np.ndarray, pads: Sequence[int], value: float = 0.0,
+                extra_end: Sequence[int] | None = None) -> np.ndarray:
+    """Pad the spatial axes; `pads` is ONNX order (begin..., end...)."""
+    nsp = x.ndim - 2
+    extra = extra_end or [0] * nsp
+    widths = [(0, 0), (0, 0)] + [(pads[i], pads[i + nsp] + extra[i]) for i in range(nsp)]
+    if not any(b or e for b, e in widths):
+        return x
+    return np.pad(x, widths, mode="constant", constant_values=value)

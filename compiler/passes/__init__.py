@@ -1,0 +1,12 @@
+"""Compiler passes: each a pure function of a graph, in a module of its own."""
+
+from .convert import convert
+from .fold_batchnorm import fold_batchnorm
+from .manager import DEFAULT_PIPELINE, PASSES, DumpSpec, PassOptions, run_pipeline
+from .normalize_thresholds import NormSpec, normalize_thresholds
+from .shift_bias import shift_bias
+
+__all__ = [
+    "DEFAULT_PIPELINE", "PASSES", "DumpSpec", "NormSpec", "PassOptions", "convert",
+    "fold_batchnorm", "normalize_thresholds", "run_pipeline", "shift_bias",
+]

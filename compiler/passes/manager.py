@@ -1,0 +1,104 @@
+"""Run a named pipeline of passes, verifying the IR after each and dumping it on request
+(like MLIR's --print-ir-after-all). A pass that fails is reported with its name and the passes
+that ran before it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InternalError, SnncError, UsageError
+from ..fileio import atomic_write_text
+from ..ir.graph import Graph
+from ..ir.printer import EXTENSIONS, FORMATS
+from ..ir.verify import verify
+from .convert import NAME as CONVERT
+from .convert import convert
+from .fold_batchnorm import NAME as FOLD_BATCHNORM
+from .fold_batchnorm import fold_batchnorm
+from .normalize_thresholds import NAME as NORMALIZE_THRESHOLDS
+from .normalize_thresholds import NormSpec, normalize_thresholds
+from .shift_bias import NAME as SHIFT_BIAS
+from .shift_bias import shift_bias
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    """Everything the passes may need besides the graph."""
+
+    calib: np.ndarray | None = None
+    norm: NormSpec = field(default_factory=NormSpec)
+    shift: str = "v0"
+    timesteps: int | None = None
+
+
+PassFn = Callable[[Graph, PassOptions], Graph]
+
+PASSES: dict[str, PassFn] = {
+    FOLD_BATCHNORM: lambda g, o: fold_batchnorm(g),
+    NORMALIZE_THRESHOLDS: lambda g, o: normalize_thresholds(g, o.calib, o.norm),
+    CONVERT: lambda g, o: convert(g),
+    SHIFT_BIAS: lambda g, o: shift_bias(g, o.shift, o.timesteps),
+}
+
+DEFAULT_PIPELINE = (FOLD_BATCHNORM, NORMALIZE_THRESHOLDS, CONVERT, SHIFT_BIAS)
+
+
+@dataclass(frozen=True)
+class DumpSpec:
+    """Which IR snapshots to write: `after` is 'after-all' or a set of pass names
+    ('import' names the graph straight from the frontend)."""
+
+    directory: Path
+    after: frozenset[str] | str = "after-all"
+    format: str = "text"
+
+    @classmethod
+    def parse(cls, spec: str, directory: str | Path, fmt: str = "text") -> DumpSpec:
+        if fmt not in FORMATS:
+            raise UsageError(f"--dump-format '{fmt}' is not one of: {', '.join(FORMATS)}")
+        if spec == "after-all":
+            return cls(Path(directory), "after-all", fmt)
+        names = frozenset(s.strip() for s in spec.split(",") if s.strip())
+        unknown = sorted(names - set(PASSES) - {"import"})
+        if unknown or not names:
+            raise UsageError(f"--dump-ir: unknown pass name(s) {unknown or [spec]}; use "
+                             f"after-all or a comma list of: import, {', '.join(PASSES)}")
+        return cls(Path(directory), names, fmt)
+
+    def wants(self, name: str) -> bool:
+        return self.after == "after-all" or name in self.after
+
+    def write(self, index: int, name: str, graph: Graph) -> Path:
+        path = self.directory / f"{index:02d}-{name}.{EXTENSIONS[self.format]}"
+        atomic_write_text(path, FORMATS[self.format](graph))
+        return path
+
+
+def run_pipeline(graph: Graph, names: Sequence[str] = DEFAULT_PIPELINE,
+                 options: PassOptions | None = None, dump: DumpSpec | None = None) -> Graph:
+    options = options or PassOptions()
+    unknown = [n for n in names if n not in PASSES]
+    if unknown:
+        raise UsageError(f"unknown pass(es) {unknown}; known: {', '.join(PASSES)}")
+    if dump is not None and dump.wants("import"):
+        dump.write(0, "import", graph)
+    done: list[str] = []
+    for index, name in enumerate(names, start=1):
+        try:
+            graph = PASSES[name](graph, options)
+            verify(graph)
+        except SnncError:
+            raise
+        except Exception as exc:  # a bug in a pass: name it and what ran before
+            raise InternalError(
+                f"pass '{name}' failed (after: {', '.join(done) or 'nothing'}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        done.append(name)
+        if dump is not None and dump.wants(name):
+            dump.write(index, name, graph)
+    return graph

@@ -1,0 +1,105 @@
+"""normalize-thresholds: give every activation a threshold theta from the model or from data.
+
+* Clip(0, a): the model's own upper bound a is the trained threshold (theta = a).
+* ReLU: theta = the p-th percentile of the layer's positive activations on calibration data
+  (Rueckauer et al. 2017, "robust normalization"; p = 100 is Diehl 2015's max-norm), per layer
+  or per channel.
+
+theta is what the converted IF neuron fires at, and the amplitude of its spikes, so the layer
+after it needs no weight rescaling (threshold balancing, the dual of weight normalization).
+
+Before:  %relu1 : f32[N,16,8,8] = relu(%conv1)
+After:   %relu1 : f32[N,16,8,8] = relu[theta=1.734](%conv1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DataError, UsageError
+from ..executor import run_batched
+from ..ir.graph import Graph, Node
+
+NAME = "normalize-thresholds"
+ACTIVATIONS = ("relu", "clip")
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    """How to set data-based thresholds: 'max' or 'percentile' at p."""
+
+    method: str = "percentile"
+    percentile: float = 99.99
+    per_channel: bool = False
+
+    @classmethod
+    def parse(cls, text: str, per_channel: bool = False) -> NormSpec:
+        """'max', 'percentile' or 'percentile:P' (0 < P <= 100)."""
+        if text == "max":
+            return cls("max", 100.0, per_channel)
+        if text == "percentile" or text.startswith("percentile:"):
+            raw = text.partition(":")[2] or "99.99"
+            try:
+                p = float(raw)
+            except ValueError:
+                p = float("nan")
+            if not 0 < p <= 100:
+                raise UsageError(f"--norm percentile:{raw}: P must be a number in (0, 100]")
+            return cls("percentile", p, per_channel)
+        raise UsageError(f"--norm '{text}' is not one of: max, percentile, percentile:P")
+
+    def __str__(self) -> str:
+        text = "max" if self.method == "max" else f"percentile:{self.percentile:g}"
+        return text + (" per-channel" if self.per_channel else "")
+
+
+def _trained_theta(node: Node) -> float | None:
+    if node.op == "clip" and node.attrs.get("max") is not None:
+        return float(node.attrs["max"])
+    return None
+
+
+def _robust_max(values: np.ndarray, percentile: float) -> float:
+    positive = values[values > 0]
+    if positive.size == 0:
+        return 1.0  # never active: any positive threshold keeps it silent
+    return float(np.percentile(positive, percentile)) if percentile < 100 else float(
+        positive.max())
+
+
+def _theta_from_data(acts: np.ndarray, spec: NormSpec) -> np.ndarray:
+    """acts: (N, C, ...) activations of one layer. Scalar theta, or (C, 1, ...) per channel."""
+    if not spec.per_channel:
+        return np.array(_robust_max(acts, spec.percentile), dtype=np.float32)
+    per_c = [_robust_max(acts[:, c], spec.percentile) for c in range(acts.shape[1])]
+    return np.array(per_c, dtype=np.float32).reshape((-1,) + (1,) * (acts.ndim - 2))
+
+
+def normalize_thresholds(graph: Graph, calib: np.ndarray | None, spec: NormSpec = NormSpec(),
+                         batch_size: int = 256) -> Graph:
+    needs_data = [n for n in graph.nodes if n.op in ACTIVATIONS and _trained_theta(n) is None]
+    acts: dict[str, list[np.ndarray]] = {n.name: [] for n in needs_data}
+    if needs_data:
+        if calib is None or len(calib) == 0:
+            who = ", ".join(n.origin for n in needs_data[:3])
+            raise DataError(f"{len(needs_data)} activation(s) have no trained threshold "
+                            f"({who}{', ...' if len(needs_data) > 3 else ''}); pass calibration "
+                            "data with --calib CALIB.npz, or train with Clip(0, a) activations")
+        for values in run_batched(graph, calib, batch_size, keep=acts.__contains__):
+            for name in acts:
+                acts[name].append(values[name])
+    nodes = []
+    for node in graph.nodes:
+        if node.op in ACTIVATIONS:
+            trained = _trained_theta(node)
+            if trained is not None:
+                theta = np.array(trained, dtype=np.float32)
+                node = node.replace(meta={**node.meta, "theta_from": "clip bound"})
+            else:
+                theta = _theta_from_data(np.concatenate(acts.pop(node.name)), spec)
+                node = node.replace(meta={**node.meta, "theta_from": str(spec)})
+            node = node.with_params(theta=theta)
+        nodes.append(node)
+    return graph.replace(nodes)

@@ -1,0 +1,1 @@
+"""snnc.frontends: importers that turn model files into snnc IR."""

@@ -1,0 +1,108 @@
+"""State of one ONNX import: which tensors are constants, which are activations (and which IR
+node produces them), and the IR nodes emitted so far. Handlers talk to the model only through
+this object, so every error they raise names the ONNX node and op being imported."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from snnc.compiler.errors import ModelError
+from snnc.compiler.ir.graph import Node, unique_name
+from snnc.compiler.ir.verify import infer_shape
+
+
+class ImportContext:
+    def __init__(self, opset: int) -> None:
+        self.opset = opset
+        self.consts: dict[str, np.ndarray] = {}
+        self.values: dict[str, str] = {}  # ONNX tensor name -> IR node name
+        self.nodes: list[Node] = []
+        self.shapes: dict[str, tuple[int, ...]] = {}  # IR node name -> per-sample shape
+        self.current: onnx.NodeProto | None = None
+        self._counters: dict[str, int] = {}
+
+    # ---- errors -----------------------------------------------------------------------------
+    def fail(self, message: str) -> ModelError:
+        node = self.current
+        if node is None:
+            return ModelError(message)
+        return ModelError(message, node=node.name or node.output[0], op=node.op_type)
+
+    # ---- attributes -------------------------------------------------------------------------
+    def attr(self, name: str, default: Any = None) -> Any:
+        assert self.current is not None
+        for a in self.current.attribute:
+            if a.name == name:
+                value = helper.get_attribute_value(a)
+                return value.decode() if isinstance(value, bytes) else value
+        return default
+
+    # ---- inputs -----------------------------------------------------------------------------
+    def is_const(self, name: str) -> bool:
+        return name in self.consts
+
+    def is_value(self, name: str) -> bool:
+        return name in self.values
+
+    def const(self, name: str, what: str = "this input") -> np.ndarray:
+        if name not in self.consts:
+            raise self.fail(f"{what} ('{name}') must be a constant (an initializer or Constant), "
+                            "but it is computed from the model input; snnc needs fixed weights")
+        return self.consts[name]
+
+    def optional_input(self, index: int) -> str | None:
+        assert self.current is not None
+        inputs = self.current.input
+        return inputs[index] if index < len(inputs) and inputs[index] else None
+
+    def optional_const(self, index: int, what: str) -> np.ndarray | None:
+        name = self.optional_input(index)
+        return None if name is None else self.const(name, what)
+
+    def value(self, name: str) -> str:
+        if name not in self.values:
+            raise self.fail(f"input '{name}' is a constant where snnc expects the activation")
+        return self.values[name]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Per-sample shape of an activation tensor."""
+        return self.shapes[self.value(name)]
+
+    # ---- outputs ----------------------------------------------------------------------------
+    def set_const(self, name: str, value: np.ndarray) -> None:
+        self.consts[name] = np.asarray(value)
+
+    def alias(self, onnx_name: str, ir_name: str) -> None:
+        self.values[onnx_name] = ir_name
+
+    def emit(self, op: str, inputs: Sequence[str], *, attrs: Mapping[str, Any] | None = None,
+             params: Mapping[str, np.ndarray] | None = None, output: str | None = None) -> Node:
+        """Add an IR node. `inputs` are IR node names; `output` the ONNX tensor it defines
+        (default: the current node's first output)."""
+        k = self._counters.get(op, 0) + 1
+        self._counters[op] = k
+        name = unique_name(self.shapes, f"{op}{k}")
+        src = self.current
+        source = None if src is None else (src.name or src.output[0], src.op_type)
+        node = Node(
+            name=name,
+            op=op,
+            inputs=tuple(inputs),
+            attrs=dict(attrs or {}),
+            params={k: np.asarray(v, dtype=np.float32) for k, v in (params or {}).items()},
+            source=source,
+        )
+        shape = infer_shape(node, [self.shapes[i] for i in node.inputs])
+        node = node.replace(shape=shape)
+        self.nodes.append(node)
+        self.shapes[name] = shape
+        if output is None and src is not None:
+            output = src.output[0]
+        if output:  # "" marks an intermediate node that defines no ONNX tensor
+            self.values[output] = name
+        return node

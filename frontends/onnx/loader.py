@@ -1,0 +1,82 @@
+"""Read an ONNX file into a checked, shape-inferred ModelProto, or fail with an InputFileError /
+ModelError that says what is wrong and what to do."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import shape_inference, version_converter
+
+from snnc.compiler.errors import InputFileError, ModelError
+
+MIN_OPSET = 9
+MAX_OPSET = 21
+UPGRADE_TO = 13  # older models are converted up to this opset with onnx's version converter
+
+
+def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputFileError(f"{path}: not a file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, RuntimeWarning, ValueError, OSError) as exc:
+        raise InputFileError(
+            f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc}). "
+            "Export it again with torch.onnx.export."
+        ) from None
+    if not model.graph.node and not model.graph.input:
+        raise InputFileError(f"{path}: not an ONNX model (no graph inside)")
+    _load_external(model, path)
+    return model
+
+
+def _load_external(model: onnx.ModelProto, path: Path) -> None:
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    if not any(uses_external_data(t) for t in model.graph.initializer):
+        return
+    try:
+        load_external_data_for_model(model, str(path.parent))
+    except (OSError, ValueError) as exc:
+        raise InputFileError(
+            f"{path}: the model keeps weights in external files that cannot be read ({exc}). "
+            "Put the external data files next to the model."
+        ) from None
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return entry.version
+    return 1
+
+
+def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Check, upgrade old opsets, and run ONNX shape inference."""
+    opset = default_opset(model)
+    if opset > onnx.defs.onnx_opset_version():
+        raise ModelError(f"the model uses opset {opset}, newer than this onnx "
+                         f"({onnx.__version__}) knows; supported: {MIN_OPSET}-{MAX_OPSET}")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
+        raise ModelError(f"the ONNX checker rejects this model: {first}") from None
+    if opset < MIN_OPSET:
+        try:
+            model = version_converter.convert_version(model, UPGRADE_TO)
+        except Exception as exc:  # the converter raises bare RuntimeErrors
+            raise ModelError(
+                f"the model uses opset {opset}; snnc supports {MIN_OPSET}-{MAX_OPSET} and could "
+                f"not upgrade it ({exc}). Export it again with opset_version={UPGRADE_TO}."
+            ) from None
+    try:
+        return shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception as exc:  # inference errors come as several private exception types
+        raise ModelError(f"ONNX shape inference failed: {exc}") from None

@@ -1,0 +1,70 @@
+"""A compiled spiking network: run it, save it, load it (without the original ONNX)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from snnc.backends.numpy import SimulationResult, simulate
+from snnc.compiler.errors import UsageError
+from snnc.compiler.ir.graph import Graph
+
+from . import artifact
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Decoded outputs of one run at `timesteps`."""
+
+    timesteps: int
+    outputs: np.ndarray  # (N, *output shape): output potential averaged over the time steps
+    spikes: dict[str, np.ndarray]  # IF node -> (N,) spike count per sample
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.outputs.reshape(len(self.outputs), -1).argmax(axis=1)
+
+    @property
+    def spikes_per_sample(self) -> float:
+        if not self.spikes:
+            return 0.0
+        return float(sum(s for s in self.spikes.values()).mean())
+
+    def accuracy(self, labels: np.ndarray) -> float:
+        return float((self.predictions == labels).mean())
+
+
+@dataclass
+class CompiledNetwork:
+    graph: Graph
+    target: str = "numpy"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def default_timesteps(self) -> int:
+        return int(self.options.get("timesteps", 32))
+
+    def simulate(self, x: np.ndarray, timesteps: Sequence[int], batch_size: int = 256,
+                 progress: Any = None) -> SimulationResult:
+        """Outputs at several T in one run (each checkpoint is a prefix of the same run)."""
+        return simulate(self.graph, x, timesteps, batch_size, progress)
+
+    def run(self, x: np.ndarray, timesteps: int | None = None, batch_size: int = 256,
+            progress: Any = None) -> RunResult:
+        t = self.default_timesteps if timesteps is None else int(timesteps)
+        if t < 1:
+            raise UsageError(f"--timesteps must be a positive integer, got {t}")
+        result = self.simulate(x, [t], batch_size, progress)
+        return RunResult(t, result.outputs[0], {k: v[0] for k, v in result.spikes.items()})
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        artifact.save(path, self.graph, self.target, self.options)
+
+
+def load(path: str | os.PathLike[str]) -> CompiledNetwork:
+    graph, target, options = artifact.load(path)
+    return CompiledNetwork(graph, target, options)

@@ -1,0 +1,223 @@
+"""The `snnc` command line.
+
+    snnc compile MODEL.onnx [--target numpy|lava|loihi] [-o OUT.snn] [--calib CALIB.npz]
+                 [--timesteps T] [--norm max|percentile:P] [--dump-ir after-all|PASS,...]
+                 [--dump-dir DIR]
+    snnc MODEL.onnx --target T ...        (same as compile)
+    snnc run OUT.snn --data DATA.npz [--timesteps T] [--json FILE]
+    snnc eval MODEL.onnx --data TEST.npz --calib CALIB.npz --timesteps 1,2,4,... [--json FILE]
+    snnc inspect MODEL.onnx|OUT.snn [--format text|json|dot]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from snnc.compiler.errors import SnncError, UsageError
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+COMMANDS = ("compile", "run", "eval", "inspect")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 on its own; keep that, add help
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--timesteps '{text}': expected integers like 32 or 1,2,4,8") from None
+    if not values or min(values) < 1:
+        raise UsageError(f"--timesteps '{text}': time steps must be positive integers")
+    if max(values) > 100_000:
+        raise UsageError(f"--timesteps '{text}': more than 100000 steps is not sensible")
+    return values
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        dims = ()
+    if not dims or min(dims) < 1:
+        raise UsageError(f"--input-shape '{text}': expected positive sizes like 1,28,28")
+    return dims
+
+
+def _add_compile_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calib", metavar="CALIB.npz", help="calibration data (.npz with x) for "
+                   "data-based thresholds; needed for ReLU models")
+    p.add_argument("--norm", default="percentile:99.99", metavar="max|percentile:P",
+                   help="threshold from the max or the P-th percentile of activations "
+                   "(default: percentile:99.99)")
+    p.add_argument("--per-channel", action="store_true", help="one threshold per channel")
+    p.add_argument("--shift", default="v0", choices=("v0", "input", "none"),
+                   help="half-step shift: V(0)=theta/2 (v0, default), theta/(2T) input "
+                   "current per step (input), or none")
+    p.add_argument("--input-shape", type=_shape, metavar="C,H,W",
+                   help="sample shape for models whose input size is dynamic")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from snnc import __version__
+    from snnc.compiler.ir.printer import FORMATS
+
+    parser = _Parser(prog="snnc", description="Compile ONNX CNNs into spiking neural "
+                     "networks (numpy simulator; Lava/Loihi 2).")
+    parser.add_argument("--version", action="version", version=f"snnc {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("compile", help="compile an ONNX model to an .snn artifact")
+    p.add_argument("model", help="ONNX model file")
+    p.add_argument("--target", default="numpy", help="numpy (default), lava or loihi")
+    p.add_argument("-o", "--output", metavar="OUT.snn", help="artifact path "
+                   "(default: MODEL.snn next to the model)")
+    p.add_argument("--timesteps", type=int, default=32, metavar="T",
+                   help="default number of time steps to run (default 32)")
+    _add_compile_options(p)
+    p.add_argument("--dump-ir", metavar="after-all|PASS,...", help="write the IR after every "
+                   "pass, or after the named passes ('import' = before any pass)")
+    p.add_argument("--dump-dir", metavar="DIR", help="folder for --dump-ir files")
+    p.add_argument("--dump-format", default="text", choices=sorted(FORMATS))
+
+    p = sub.add_parser("run", help="run a compiled network on data")
+    p.add_argument("artifact", help=".snn file written by snnc compile")
+    p.add_argument("--data", required=True, metavar="DATA.npz", help=".npz with x (and y)")
+    p.add_argument("--timesteps", type=int, metavar="T", help="time steps (default: the "
+                   "artifact's)")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+
+    p = sub.add_parser("eval", help="ANN vs SNN accuracy at several time steps")
+    p.add_argument("model", help="ONNX model file")
+    p.add_argument("--data", required=True, metavar="TEST.npz", help=".npz with x and y")
+    p.add_argument("--timesteps", default="1,2,4,8,16,32,64", metavar="T1,T2,...")
+    _add_compile_options(p)
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+
+    p = sub.add_parser("inspect", help="print the IR of a model or an artifact")
+    p.add_argument("path", help="an ONNX model or an .snn artifact")
+    p.add_argument("--format", default="text", choices=sorted(FORMATS))
+    return parser
+
+
+def _normalise_argv(argv: Sequence[str]) -> list[str]:
+    """`snnc MODEL.onnx ...` means `snnc compile MODEL.onnx ...`."""
+    argv = list(argv)
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        argv.insert(0, "compile")
+    return argv
+
+
+def _write_json(path: str, data: Any) -> None:
+    from snnc.compiler.fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _compile_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"norm": args.norm, "per_channel": args.per_channel, "shift": args.shift,
+            "input_shape": args.input_shape}
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    import snnc
+
+    snnc.api.check_target(args.target)  # fail before any work
+    output = Path(args.output) if args.output else Path(args.model).with_suffix(".snn")
+    net = snnc.compile(args.model, target=args.target, calib=args.calib,
+                       timesteps=args.timesteps, dump_ir=args.dump_ir, dump_dir=args.dump_dir,
+                       dump_format=args.dump_format, **_compile_kwargs(args))
+    net.save(output)
+    neurons = sum(int(_prod(n.shape)) for n in net.graph.nodes if n.op == "if")
+    layers = sum(1 for n in net.graph.nodes if n.op == "if")
+    print(f"compiled {args.model} -> {output}")
+    print(f"  target {net.target}, {layers} spiking layers, {neurons} neurons, "
+          f"thresholds: {net.options['norm']}, shift: {net.options['shift']}, "
+          f"default T={net.default_timesteps}")
+    if args.dump_ir:
+        print(f"  IR dumps in {args.dump_dir}")
+    return 0
+
+
+def _prod(shape: Sequence[int]) -> int:
+    out = 1
+    for d in shape:
+        out *= d
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from snnc.runtime import load, load_data
+
+    from .progress import progress_bar
+
+    net = load(args.artifact)
+    x, y = load_data(args.data)
+    with progress_bar(len(x), "simulating") as bar:
+        result = net.run(x, args.timesteps, progress=bar.update)
+    report: dict[str, Any] = {"artifact": Path(args.artifact).name, "samples": int(len(x)),
+                              "timesteps": result.timesteps,
+                              "spikes_per_sample": result.spikes_per_sample,
+                              "predictions": result.predictions.tolist()}
+    line = f"{len(x)} samples, T={result.timesteps}"
+    if y is not None:
+        report["accuracy"] = result.accuracy(y)
+        line += f", accuracy {100 * report['accuracy']:.2f}%"
+    print(line + f", {result.spikes_per_sample:.1f} spikes/sample")
+    if args.json:
+        _write_json(args.json, report)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_table
+
+    report = evaluate(args.model, args.data, _ints(args.timesteps), calib=args.calib,
+                      **_compile_kwargs(args))
+    print(format_table(report))
+    if args.json:
+        _write_json(args.json, report)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from snnc.compiler.ir.printer import FORMATS
+    from snnc.frontends.onnx import load_onnx
+    from snnc.runtime import load
+
+    path = Path(args.path)
+    graph = load(path).graph if path.suffix == ".snn" else load_onnx(path)
+    sys.stdout.write(FORMATS[args.format](graph))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(_normalise_argv(argv))
+        handler = {"compile": cmd_compile, "run": cmd_run, "eval": cmd_eval,
+                   "inspect": cmd_inspect}[args.command]
+        return handler(args)
+    except SnncError as exc:
+        print(f"snnc: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("snnc: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:  # a bug in snnc: short message, full traceback in a file
+        with tempfile.NamedTemporaryFile("w", prefix="snnc-crash-", suffix=".txt",
+                                         delete=False) as f:
+            traceback.print_exc(file=f)
+        print(f"snnc: internal error (a bug in snnc); the traceback was written to {f.name}. "
+              "Please report it with that file.", file=sys.stderr)
+        return EXIT_INTERNAL
