@@ -114,6 +114,9 @@ def _normalise_argv(argv: Sequence[str]) -> list[str]:
     """`snnc MODEL.onnx ...` means `snnc compile MODEL.onnx ...`."""
     argv = list(argv)
     if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        if not Path(argv[0]).exists():
+            raise UsageError(f"'{argv[0]}' is neither a command ({', '.join(COMMANDS)}) nor "
+                             "an existing model file (see `snnc --help`)")
         argv.insert(0, "compile")
     return argv
 
