@@ -64,7 +64,7 @@ def run_all(graph: Graph, x: np.ndarray, keep: Callable[[str], bool] | None = No
         for name in remaining.pop(k, ()):  # free values no later node reads
             if name != graph.output:
                 env.pop(name, None)
-    if keep is None or keep(graph.input.name):
+    if keep is None or keep(graph.input.name) or graph.output == graph.input.name:
         kept[graph.input.name] = x
     return kept
 

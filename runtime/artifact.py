@@ -44,7 +44,8 @@ def encode(graph: Graph, target: str, options: dict[str, Any]) -> bytes:
 
     def add(array: np.ndarray) -> dict[str, Any]:
         nonlocal offset
-        a = np.ascontiguousarray(array)
+        # not ascontiguousarray: it makes 0-d arrays 1-d; tobytes() is C order anyway
+        a = np.asarray(array)
         raw = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
         entry = {"dtype": str(a.dtype), "shape": list(a.shape), "offset": offset,
                  "nbytes": len(raw)}
@@ -124,18 +125,26 @@ def load(path: str | os.PathLike[str]) -> tuple[Graph, str, dict[str, Any]]:
         raise _bad(path, f"malformed graph description ({type(exc).__name__}: {exc})") from None
     except ModelError as exc:
         raise _bad(path, f"inconsistent graph ({exc})") from None
-    return graph, str(header.get("target")), dict(header.get("options") or {})
+    options = header.get("options") or {}
+    if not isinstance(options, dict):  # dict() of a list or number would raise TypeError
+        raise _bad(path, "compile options are not a JSON object")
+    return graph, str(header.get("target")), options
 
 
 def _array(entry: dict[str, Any], data: bytes) -> np.ndarray:
     dtype = entry["dtype"]
     if dtype not in _DTYPES:
         raise ValueError(f"dtype {dtype!r} not allowed")
-    off, nbytes, shape = int(entry["offset"]), int(entry["nbytes"]), tuple(entry["shape"])
+    off, nbytes = int(entry["offset"]), int(entry["nbytes"])
+    shape = tuple(int(d) for d in entry["shape"])
+    itemsize = np.dtype(dtype).itemsize
+    # checked first: a negative count would make frombuffer read to the end of the data
+    if any(d < 0 for d in shape) or nbytes != int(np.prod(shape)) * itemsize:
+        raise ValueError(f"{nbytes} bytes do not hold a {dtype} array of shape {list(shape)}")
     if off < 0 or off + nbytes > len(data):
         raise ValueError("array outside the data section")
-    a = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"), count=nbytes //
-                      np.dtype(dtype).itemsize, offset=off)
+    a = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"), count=nbytes // itemsize,
+                      offset=off)
     return a.astype(np.dtype(dtype), copy=True).reshape(shape)
 
 

@@ -171,6 +171,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"artifact": Path(args.artifact).name, "samples": int(len(x)),
                               "timesteps": result.timesteps,
                               "spikes_per_sample": result.spikes_per_sample,
+                              "spikes_per_layer": {name: float(s.mean()) for name, s
+                                                   in result.spikes.items()},
                               "predictions": result.predictions.tolist()}
     line = f"{len(x)} samples, T={result.timesteps}"
     if y is not None:

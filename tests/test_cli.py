@@ -33,6 +33,8 @@ def test_compile_then_run_with_json(tmp_path: Path, digits_model: Path, digits_c
     assert data["timesteps"] == 16  # the artifact's default
     assert data["samples"] == 540 and len(data["predictions"]) == 540
     assert data["accuracy"] > 0.95 and data["spikes_per_sample"] > 0
+    layers = data["spikes_per_layer"]
+    assert len(layers) == 3 and abs(sum(layers.values()) - data["spikes_per_sample"]) < 1e-6
     assert "accuracy" in capsys.readouterr().out
 
 

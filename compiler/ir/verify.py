@@ -52,7 +52,7 @@ def verify(graph: Graph) -> None:
         if shape != tuple(node.shape):
             raise ModelError.at(node, f"recorded shape {list(node.shape)} but inputs give "
                                       f"{list(shape)}")
-        if node.op == "if" and not np.all(node.params["theta"] > 0):
+        if node.op == "if" and not np.all(node.params.get("theta", 0) > 0):  # or missing
             raise ModelError.at(node, "firing threshold must be positive")
         seen[node.name] = shape
     if graph.output not in seen:

@@ -23,6 +23,8 @@ def conv_shape(node: Node, shapes: Sequence[Shape]) -> Shape:
         raise ValueError(
             f"input has {c} channels but the weight expects {w.shape[1]} x {a['groups']} groups"
         )
+    if w.shape[0] % a["groups"]:  # each group needs the same number of output channels
+        raise ValueError(f"{w.shape[0]} output channels do not split into {a['groups']} groups")
     nsp = len(spatial)
     if len(w.shape) != nsp + 2:
         raise ValueError(f"a {w.ndim - 2}-d kernel cannot slide over {nsp}-d input {shapes[0]}")

@@ -26,6 +26,8 @@ def shift_bias(graph: Graph, mode: str = "v0", timesteps: int | None = None) -> 
         raise UsageError(f"--shift '{mode}' is not one of: {', '.join(MODES)}")
     if mode == "none":
         return graph
+    if graph.meta.get("stage") != "snn":  # no IF neurons yet: the shift would be recorded only
+        raise PassError("shift-bias runs on the spiking network; run convert before shift-bias")
     if graph.meta.get("shift"):
         raise PassError(f"the half-step shift was already applied ('{graph.meta['shift']}'); "
                         "V(0)=theta/2 and the input shift are alternatives, apply only one")

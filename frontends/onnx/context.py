@@ -19,6 +19,7 @@ from snnc.compiler.ir.verify import infer_shape
 class ImportContext:
     def __init__(self, opset: int) -> None:
         self.opset = opset
+        self.batch: int | None = None  # the input's batch size where the model fixes it
         self.consts: dict[str, np.ndarray] = {}
         self.values: dict[str, str] = {}  # ONNX tensor name -> IR node name
         self.nodes: list[Node] = []

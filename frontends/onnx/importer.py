@@ -84,6 +84,11 @@ def _add_input(ctx: ImportContext, graph: onnx.GraphProto,
         if len(dims) and len(shape) != len(dims) - 1:
             raise ModelError(f"--input-shape {list(shape)} has {len(shape)} dims; input "
                              f"'{value.name}' has {len(dims) - 1} besides the batch")
+        clashes = [(k, d) for k, d in enumerate(dims[1:]) if d and d != shape[k]]
+        if clashes:
+            k, d = clashes[0]
+            raise ModelError(f"--input-shape {list(shape)} sets axis {k + 1} to {shape[k]}, but "
+                             f"input '{value.name}' fixes it at {d}; only dynamic axes can be set")
     else:
         if len(dims) < 2:
             raise ModelError(f"input '{value.name}' has rank {len(dims)}; snnc expects a batch "
@@ -94,6 +99,7 @@ def _add_input(ctx: ImportContext, graph: onnx.GraphProto,
                              "the sample shape with --input-shape C,H,W (the batch axis may "
                              "stay dynamic)")
         shape = tuple(int(d) for d in dims[1:])
+    ctx.batch = dims[0] if dims and dims[0] else None
     ctx.nodes.append(Node(name="input", op="input", attrs={"shape": list(shape)}, shape=shape,
                           source=(value.name, "input")))
     ctx.shapes["input"] = shape

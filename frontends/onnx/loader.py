@@ -13,7 +13,7 @@ from onnx import shape_inference, version_converter
 from snnc.compiler.errors import InputFileError, ModelError
 
 MIN_OPSET = 9
-MAX_OPSET = 21
+MAX_OPSET = 21  # tested up to here; newer opsets the installed onnx knows are accepted too
 UPGRADE_TO = 13  # older models are converted up to this opset with onnx's version converter
 
 
@@ -43,7 +43,9 @@ def _load_external(model: onnx.ModelProto, path: Path) -> None:
         return
     try:
         load_external_data_for_model(model, str(path.parent))
-    except (OSError, ValueError) as exc:
+    # onnx reports a missing data file, or a location outside the model's folder, as a
+    # checker ValidationError rather than an OSError
+    except (OSError, ValueError, onnx.checker.ValidationError) as exc:
         raise InputFileError(
             f"{path}: the model keeps weights in external files that cannot be read ({exc}). "
             "Put the external data files next to the model."
@@ -62,7 +64,8 @@ def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
     opset = default_opset(model)
     if opset > onnx.defs.onnx_opset_version():
         raise ModelError(f"the model uses opset {opset}, newer than this onnx "
-                         f"({onnx.__version__}) knows; supported: {MIN_OPSET}-{MAX_OPSET}")
+                         f"({onnx.__version__}) knows; tested: {MIN_OPSET}-{MAX_OPSET}. "
+                         f"Export it again with opset_version={MAX_OPSET}.")
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:

@@ -13,15 +13,23 @@ def relu(ctx: ImportContext, node: onnx.NodeProto) -> None:
     ctx.emit("relu", [ctx.value(node.input[0])])
 
 
+def _bound(ctx: ImportContext, index: int, what: str) -> float | None:
+    """Clip's min or max input: a scalar, or a one-element tensor (onnxruntime accepts [1])."""
+    value = ctx.optional_const(index, what)
+    if value is None:
+        return None
+    if value.size != 1:
+        raise ctx.fail(f"{what} has shape {list(value.shape)}; Clip needs a single value")
+    return float(value.reshape(-1)[0])
+
+
 @handles("Clip")
 def clip(ctx: ImportContext, node: onnx.NodeProto) -> None:
     x = ctx.value(node.input[0])
     if ctx.opset < 11:
         lo, hi = ctx.attr("min"), ctx.attr("max")
     else:
-        lo_c, hi_c = ctx.optional_const(1, "min"), ctx.optional_const(2, "max")
-        lo = None if lo_c is None else float(lo_c)
-        hi = None if hi_c is None else float(hi_c)
+        lo, hi = _bound(ctx, 1, "min"), _bound(ctx, 2, "max")
     ctx.emit("clip", [x], attrs={"min": None if lo is None else float(lo),
                                  "max": None if hi is None else float(hi)})
 

@@ -47,6 +47,11 @@ def reshape(ctx: ImportContext, node: onnx.NodeProto) -> None:
     target = [int(d) for d in ctx.const(node.input[1], "the target shape").reshape(-1)]
     if not target:
         raise ctx.fail("reshape to a scalar would drop the batch axis")
+    # any other first entry, e.g. Shape(x)[0] * C (folded with the batch as 1), moves features
+    # into the batch axis: the rest would still hold one sample's size, and pass the check below
+    if target[0] not in (-1, 0, 1, ctx.batch):
+        raise ctx.fail(f"target shape {target} merges the batch axis with other axes; its "
+                       "first entry must be the batch size, -1 or 0")
     rest = target[1:]
     if not ctx.attr("allowzero", 0):
         rest = [shape[k] if d == 0 and k < len(shape) else d for k, d in enumerate(rest)]

@@ -24,11 +24,12 @@ def gemm(ctx: ImportContext, node: onnx.NodeProto) -> None:
     c = ctx.optional_const(2, "C (the bias)")
     bias = np.zeros(weight.shape[0], dtype=np.float32)
     if c is not None:
-        flat = c.reshape(-1)
-        if flat.size not in (1, bias.size):
+        # C broadcasts against (N, M): only shapes that broadcast to (1, M) are the same for
+        # every row; an (M, 1) C, say, has as many entries but varies by row
+        if c.ndim > 2 or c.size not in (1, bias.size) or (c.ndim == 2 and c.shape[0] != 1):
             raise ctx.fail(f"bias C of shape {list(c.shape)} depends on the batch row; "
                            "only a per-output bias is supported")
-        bias = np.float32(ctx.attr("beta", 1.0)) * np.broadcast_to(flat, bias.shape)
+        bias = np.float32(ctx.attr("beta", 1.0)) * np.broadcast_to(c.reshape(-1), bias.shape)
     ctx.emit("linear", [x], params={"weight": weight, "bias": bias})
 
 
