@@ -17,6 +17,8 @@ from .errors import InputFileError
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Yield a binary file; on success it replaces `path`, on failure it is removed."""
     path = Path(path)
+    if path.is_dir():
+        raise InputFileError(f"cannot write {path}: it is a folder; name a file instead")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -29,9 +31,11 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise InputFileError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
 
 

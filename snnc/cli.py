@@ -44,6 +44,13 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def _timesteps(text: str) -> int:
+    values = _ints(text)
+    if len(values) != 1:
+        raise UsageError(f"--timesteps '{text}': expected one positive integer")
+    return values[0]
+
+
 def _shape(text: str) -> tuple[int, ...]:
     try:
         dims = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
@@ -82,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="numpy", help="numpy (default), lava or loihi")
     p.add_argument("-o", "--output", metavar="OUT.snn", help="artifact path "
                    "(default: MODEL.snn next to the model)")
-    p.add_argument("--timesteps", type=int, default=32, metavar="T",
+    p.add_argument("--timesteps", type=_timesteps, default=32, metavar="T",
                    help="default number of time steps to run (default 32)")
     _add_compile_options(p)
     p.add_argument("--dump-ir", metavar="after-all|PASS,...", help="write the IR after every "
@@ -93,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a compiled network on data")
     p.add_argument("artifact", help=".snn file written by snnc compile")
     p.add_argument("--data", required=True, metavar="DATA.npz", help=".npz with x (and y)")
-    p.add_argument("--timesteps", type=int, metavar="T", help="time steps (default: the "
+    p.add_argument("--timesteps", type=_timesteps, metavar="T", help="time steps (default: the "
                    "artifact's)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
 

@@ -16,6 +16,15 @@ from snnc.compiler.ir.graph import Node, unique_name
 from snnc.compiler.ir.verify import infer_shape
 
 
+def label(node: onnx.NodeProto) -> str:
+    """How a user knows the node: its name, else its first output. Protobuf hands back bytes
+    for names that are not valid UTF-8 (corrupted files); show those escaped."""
+    name = node.name or (node.output[0] if node.output else "?")
+    if isinstance(name, bytes):
+        return name.decode("utf-8", errors="backslashreplace")
+    return name
+
+
 class ImportContext:
     def __init__(self, opset: int) -> None:
         self.opset = opset
@@ -32,16 +41,37 @@ class ImportContext:
         node = self.current
         if node is None:
             return ModelError(message)
-        return ModelError(message, node=node.name or node.output[0], op=node.op_type)
+        return ModelError(message, node=label(node), op=node.op_type)
 
     # ---- attributes -------------------------------------------------------------------------
     def attr(self, name: str, default: Any = None) -> Any:
         assert self.current is not None
         for a in self.current.attribute:
             if a.name == name:
+                self._check_attr_type(a)
                 value = helper.get_attribute_value(a)
-                return value.decode() if isinstance(value, bytes) else value
+                if isinstance(value, bytes):
+                    try:
+                        return value.decode()
+                    except UnicodeDecodeError:
+                        raise self.fail(f"attribute '{name}' is not valid text") from None
+                return value
         return default
+
+    def _check_attr_type(self, a: onnx.AttributeProto) -> None:
+        """The checker does not always catch an attribute of the wrong type (say, strings
+        where the spec wants ints); the op's schema says what it must be."""
+        node = self.current
+        assert node is not None
+        try:
+            schema = onnx.defs.get_schema(node.op_type, self.opset, node.domain)
+        except onnx.defs.SchemaError:
+            return
+        spec = schema.attributes.get(a.name)
+        if spec is not None and a.type != spec.type:
+            expected = onnx.AttributeProto.AttributeType.Name(spec.type)
+            found = onnx.AttributeProto.AttributeType.Name(a.type)
+            raise self.fail(f"attribute '{a.name}' is {found}; the ONNX spec says {expected}")
 
     # ---- inputs -----------------------------------------------------------------------------
     def is_const(self, name: str) -> bool:
@@ -89,7 +119,7 @@ class ImportContext:
         self._counters[op] = k
         name = unique_name(self.shapes, f"{op}{k}")
         src = self.current
-        source = None if src is None else (src.name or src.output[0], src.op_type)
+        source = None if src is None else (label(src), src.op_type)
         node = Node(
             name=name,
             op=op,

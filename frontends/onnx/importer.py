@@ -17,7 +17,7 @@ from snnc.compiler.errors import ModelError, UnsupportedOpsError
 from snnc.compiler.ir.graph import Graph, Node
 from snnc.compiler.ir.verify import verify
 
-from .context import ImportContext
+from .context import ImportContext, label
 from .handlers import HANDLERS
 from .loader import default_opset
 
@@ -36,19 +36,19 @@ def import_model(model: onnx.ModelProto, input_shape: tuple[int, ...] | None = N
     ctx = ImportContext(default_opset(model))
     graph = model.graph
     for init in graph.initializer:
-        ctx.set_const(init.name, numpy_helper.to_array(init))
+        ctx.set_const(init.name, _initializer(init))
     _add_input(ctx, graph, input_shape)
     offenders: list[tuple[str, str]] = []
     poisoned: set[str] = set()
     for node in graph.node:
         ctx.current = node
         if node.domain not in ("", "ai.onnx"):
-            offenders.append((node.name or node.output[0], f"{node.domain}::{node.op_type}"))
+            offenders.append((label(node), f"{node.domain}::{node.op_type}"))
             poisoned.update(node.output)
         elif any(i in poisoned for i in node.input):
             poisoned.update(node.output)  # depends on an op we already reported
             if node.op_type not in HANDLERS:
-                offenders.append((node.name or node.output[0], node.op_type))
+                offenders.append((label(node), node.op_type))
         elif all(not i or ctx.is_const(i) for i in node.input) and (
             node.op_type not in _NONDETERMINISTIC
         ):
@@ -56,12 +56,20 @@ def import_model(model: onnx.ModelProto, input_shape: tuple[int, ...] | None = N
         elif node.op_type in HANDLERS:
             HANDLERS[node.op_type](ctx, node)
         else:
-            offenders.append((node.name or node.output[0], node.op_type))
+            offenders.append((label(node), node.op_type))
             poisoned.update(node.output)
     ctx.current = None
     if offenders:
         raise UnsupportedOpsError(offenders, supported_ops())
     return _finish(ctx, graph, name)
+
+
+def _initializer(tensor: onnx.TensorProto) -> np.ndarray:
+    try:
+        return numpy_helper.to_array(tensor)
+    except (KeyError, ValueError, TypeError) as exc:  # unknown dtype, size mismatch, ...
+        raise ModelError(f"initializer '{tensor.name}' cannot be read ({type(exc).__name__}: "
+                         f"{exc}); the file may be corrupted, export it again") from None
 
 
 def _add_input(ctx: ImportContext, graph: onnx.GraphProto,
@@ -75,9 +83,11 @@ def _add_input(ctx: ImportContext, graph: onnx.GraphProto,
     tensor_type = value.type.tensor_type
     if tensor_type.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
                                      onnx.TensorProto.DOUBLE):
-        raise ModelError(f"input '{value.name}' has element type "
-                         f"{onnx.TensorProto.DataType.Name(tensor_type.elem_type)}; "
-                         "snnc compiles models with a float input")
+        kind = (onnx.TensorProto.DataType.Name(tensor_type.elem_type)
+                if tensor_type.elem_type in onnx.TensorProto.DataType.values()
+                else f"unknown ({tensor_type.elem_type})")
+        raise ModelError(f"input '{value.name}' has element type {kind}; snnc compiles "
+                         "models with a float input")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
     if input_shape is not None:
         shape = tuple(int(d) for d in input_shape)

@@ -68,7 +68,7 @@ def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
                          f"Export it again with opset_version={MAX_OPSET}.")
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
+    except (onnx.checker.ValidationError, UnicodeDecodeError) as exc:  # bad bytes in names
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         raise ModelError(f"the ONNX checker rejects this model: {first}") from None
     if opset < MIN_OPSET:

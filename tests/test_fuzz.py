@@ -1,0 +1,18 @@
+"""A short run of the byte-mutation fuzzer (benchmarks/fuzz has the long one): mutants of
+valid ONNX files either compile or fail with our own errors; no bug, crash or hang."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz"))
+
+from fuzz_onnx import fuzz  # noqa: E402
+
+
+def test_mutated_models_only_give_our_errors() -> None:
+    counts = fuzz(mutants=150, seed=12345, limit=20.0, chunk=75)
+    assert sum(counts.values()) == 150
+    assert counts["our-error"] > 0  # the mutations do break models
+    assert counts["bug"] == counts["crash"] == counts["hang"] == 0, counts
