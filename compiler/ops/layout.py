@@ -70,3 +70,29 @@ register(OpDef("concat", _concat_shape,
                lambda n, i: np.concatenate(i, axis=n.attrs["axis"] + 1),
                lambda n: f"axis={n.attrs['axis']}", arity=None, linear=True))
 register(OpDef("pad", _pad_shape, _pad, _describe_pad, linear=True))
+
+
+def _slices(node: Node) -> tuple[slice, ...]:
+    """Per-sample index: one slice per axis (attrs hold normalised starts/ends/steps)."""
+    a = node.attrs
+    index = [slice(None)] * (max(a["axes"]) + 1 if a["axes"] else 0)
+    for axis, start, end, step in zip(a["axes"], a["starts"], a["ends"], a["steps"],
+                                      strict=True):
+        index[axis] = slice(start, None if end < 0 else end, step)
+    return tuple(index)
+
+
+def _slice_shape(node: Node, shapes: Sequence[Shape]) -> Shape:
+    out = list(shapes[0])
+    for axis, s in enumerate(_slices(node)):
+        out[axis] = len(range(*s.indices(shapes[0][axis])))
+    if min(out, default=1) < 1:
+        raise ValueError(f"slice {node.attrs} of {list(shapes[0])} is empty")
+    return tuple(out)
+
+
+register(OpDef("slice", _slice_shape, lambda n, i: np.ascontiguousarray(
+    i[0][(slice(None), *_slices(n))]), lambda n: ", ".join(
+    f"{a}:{s}:{e}:{st}" for a, s, e, st in zip(n.attrs["axes"], n.attrs["starts"],
+                                              n.attrs["ends"], n.attrs["steps"], strict=True)),
+    linear=True))

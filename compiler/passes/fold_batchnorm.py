@@ -10,7 +10,7 @@ After:
     %conv1 : f32[N,16,8,8] = conv[k=3x3, ...](%input)      (weights and bias rescaled)
 
 A BN that does not follow a conv/linear (or whose layer output is also used elsewhere) becomes a
-standalone `affine` with per-channel scale and shift.
+standalone `affine` with per-channel scale and shift; consecutive affines merge into one.
 """
 
 from __future__ import annotations
@@ -45,6 +45,13 @@ def _fold_into(layer: Node, scale: np.ndarray, shift: np.ndarray) -> Node | None
     return layer.with_params(weight=weight.astype(np.float32), bias=bias.astype(np.float32))
 
 
+def _merge_affines(first: Node, scale: np.ndarray, shift: np.ndarray) -> Node:
+    """(x*s1 + t1)*s2 + t2 = x*(s1*s2) + (t1*s2 + t2): e.g. BN written out as Mul then Add."""
+    s1, t1 = first.params["scale"], first.params["shift"]
+    return first.with_params(scale=(s1 * scale).astype(np.float32),
+                             shift=(t1 * scale + shift).astype(np.float32))
+
+
 def fold_batchnorm(graph: Graph) -> Graph:
     nodes = {n.name: n for n in graph.nodes}
     renames: dict[str, str] = {}
@@ -56,6 +63,8 @@ def fold_batchnorm(graph: Graph) -> Graph:
         folded = None
         if src.op in ("conv", "linear") and sole_consumer(graph, node.inputs[0]):
             folded = _fold_into(src, scale, shift)
+        elif src.op == "affine" and sole_consumer(graph, node.inputs[0]):
+            folded = _merge_affines(src, scale, shift)
         if folded is not None:
             nodes[src.name] = folded
             del nodes[node.name]
