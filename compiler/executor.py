@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from .errors import DataError, InternalError, SnncError
-from .ir.graph import Graph
+from .ir.graph import Graph, Node
 from .ir.printer import context
 from .ops import opdef
 
@@ -49,8 +49,13 @@ def run_all(graph: Graph, x: np.ndarray, keep: Callable[[str], bool] | None = No
     remaining = _last_uses(graph)
     kept: dict[str, np.ndarray] = {}
     for k, node in enumerate(graph.nodes[1:], start=1):
+        definition = opdef(node.op)
+        evaluate = definition.evaluate
+        if definition.inplace is not None and _can_overwrite(node, k, remaining, env, kept,
+                                                             graph):
+            evaluate = definition.inplace
         try:
-            value = opdef(node.op).evaluate(node, [env[i] for i in node.inputs])
+            value = evaluate(node, [env[i] for i in node.inputs])
         except SnncError:
             raise
         except Exception as exc:  # a kernel bug or an unexpected input: say where
@@ -79,6 +84,21 @@ def run_batched(graph: Graph, x: np.ndarray, batch_size: int = 256,
     """`run_all` over slices of `x`, so memory stays bounded for large data."""
     for start in range(0, len(x), batch_size):
         yield run_all(graph, x[start:start + batch_size], keep)
+
+
+def _can_overwrite(node: Node, k: int, last_uses: dict[int, list[str]],
+                   env: dict[str, np.ndarray], kept: dict[str, np.ndarray],
+                   graph: Graph) -> bool:
+    """May node k write its result into its first input's array? Only if nothing reads or
+    returns that array afterwards, it is not the caller's input, and no other live value
+    is a view of the same memory (reshape and flatten return views)."""
+    first = node.inputs[0]
+    if (first not in last_uses.get(k, ()) or first in kept or first == graph.input.name
+            or node.inputs.count(first) != 1):
+        return False
+    target = env[first]
+    others = [v for name, v in env.items() if name != first] + list(kept.values())
+    return not any(np.may_share_memory(target, v) for v in others)
 
 
 def _last_uses(graph: Graph) -> dict[int, list[str]]:

@@ -677,3 +677,20 @@ def test_onnx_model_compiles_end_to_end_with_a_clip_network() -> None:
     x = rng.normal(size=(12, 4)).astype(F32)
     assert np.array_equal(run(snn, x).argmax(1), run(g, x).argmax(1))
 
+
+
+def test_in_place_kernels_never_clobber_a_shared_view() -> None:
+    """relu may overwrite its input only when no other live value shares that memory:
+    here a reshape (a view of conv's output) is still needed after the relu."""
+    b = GraphBuilder((2, 3, 3))
+    b.add("conv", "conv", ["x"], {"strides": [1, 1], "pads": [0] * 4, "dilations": [1, 1],
+                                  "groups": 1}, weight=np.ones((2, 2, 1, 1)), bias=[-1.0, 0.5])
+    b.add("flat", "flatten", ["conv"])
+    b.add("relu", "relu", ["conv"])
+    b.add("flat2", "flatten", ["relu"])
+    b.add("sum", "add", ["flat", "flat2"])
+    g = b.graph()
+    x = np.random.default_rng(0).normal(size=(4, 2, 3, 3)).astype(F32)
+    conv_out = x.sum(axis=1, keepdims=True) + np.array([-1.0, 0.5], F32).reshape(1, 2, 1, 1)
+    expected = (conv_out + np.maximum(conv_out, 0)).reshape(4, -1)
+    np.testing.assert_allclose(run(g, x), expected, rtol=1e-6)

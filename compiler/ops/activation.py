@@ -46,6 +46,12 @@ def _describe_softmax(node: Node) -> str:
     return text + ", log" if node.attrs.get("log") else text
 
 
-register(OpDef("relu", _same, lambda n, i: np.maximum(i[0], np.float32(0)), _threshold_note))
-register(OpDef("clip", _same, _clip, _describe_clip))
+def _clip_inplace(node: Node, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    lo, hi = node.attrs.get("min"), node.attrs.get("max")
+    return np.clip(inputs[0], lo, hi, out=inputs[0])
+
+
+register(OpDef("relu", _same, lambda n, i: np.maximum(i[0], np.float32(0)), _threshold_note,
+               inplace=lambda n, i: np.maximum(i[0], np.float32(0), out=i[0])))
+register(OpDef("clip", _same, _clip, _describe_clip, inplace=_clip_inplace))
 register(OpDef("softmax", _same, _softmax, _describe_softmax))

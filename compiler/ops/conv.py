@@ -1,5 +1,5 @@
-"""Convolution (any number of spatial dims, grouped and depthwise), as one batched BLAS matrix
-product over windows built with stride tricks.
+"""Convolution (any number of spatial dims, grouped and depthwise) as BLAS matrix products,
+one per kernel offset, over strided views of the padded input.
 
     y[n, o, *p] = bias[o] + sum_{c, *k} weight[o, c, *k] * x_pad[n, g*Cg + c, *(p*s + k*d)]
 """
@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir.graph import Node
 from .registry import OpDef, Shape, register
-from .windows import output_size, pad_spatial, windows
+from .windows import offset_views, output_size, pad_spatial, windows
 
 
 def conv_shape(node: Node, shapes: Sequence[Shape]) -> Shape:
@@ -38,8 +38,56 @@ def conv_shape(node: Node, shapes: Sequence[Shape]) -> Shape:
     return (w.shape[0], *out)
 
 
+def _pointwise(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+               strides: Sequence[int]) -> np.ndarray:
+    """A 1x1 ungrouped, unpadded conv is one matrix product per sample: no windows needed."""
+    x = x[(slice(None), slice(None), *(slice(None, None, s) for s in strides))]
+    n, c, *spatial = x.shape
+    w = weight.reshape(weight.shape[0], c)
+    y = np.matmul(w, x.reshape(n, c, -1))  # (N, O, P)
+    y += bias.reshape(1, -1, 1)
+    return y.reshape(n, -1, *spatial).astype(np.float32, copy=False)
+
+
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, strides: Sequence[int],
          pads: Sequence[int], dilations: Sequence[int], groups: int) -> np.ndarray:
+    if groups == 1 and not any(pads) and all(k == 1 for k in weight.shape[2:]):
+        return _pointwise(x, weight, bias, strides)
+    if weight.shape[1] < _THIN:
+        return _im2col(x, weight, bias, strides, pads, dilations, groups)
+    return _shift_accumulate(x, weight, bias, strides, pads, dilations, groups)
+
+
+# below this many input channels per group, per-offset products are too thin for BLAS
+_THIN = 16
+
+
+def _shift_accumulate(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+                      strides: Sequence[int], pads: Sequence[int], dilations: Sequence[int],
+                      groups: int) -> np.ndarray:
+    """For each kernel offset, one strided slice of the padded input times that offset's
+    weights, as a batched BLAS product: cheaper than building the whole patch matrix
+    (im2col), whose transposing copy dominates on large maps with many channels."""
+    n, c, *size = x.shape
+    o, cg, *kernel = weight.shape
+    og = o // groups
+    xp = pad_spatial(x, pads)
+    out = [(size[i] + pads[i] + pads[i + len(size)] - dilations[i] * (kernel[i] - 1) - 1)
+           // strides[i] + 1 for i in range(len(size))]
+    w = weight.reshape(groups, og, cg, -1)  # (G, Og, Cg, K)
+    y = np.zeros((n, groups, og, int(np.prod(out))), dtype=np.float32)
+    for k, view in enumerate(offset_views(xp, kernel, strides, dilations, out)):
+        xs = np.ascontiguousarray(view).reshape(n, groups, cg, -1)
+        y += np.matmul(w[None, :, :, :, k], xs)
+    y = y.reshape(n, o, *out)
+    y += bias.reshape(1, o, *([1] * len(out)))
+    return y
+
+
+def _im2col(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, strides: Sequence[int],
+            pads: Sequence[int], dilations: Sequence[int], groups: int) -> np.ndarray:
+    """One batched product over the full patch matrix: best when channels are few (the
+    first layer), where per-offset products would be too thin for BLAS."""
     n, c = x.shape[:2]
     o, cg, *kernel = weight.shape
     win = windows(pad_spatial(x, pads), kernel, strides, dilations)  # (N, C, *out, *k)

@@ -56,14 +56,26 @@ def _add_shape(node: Node, shapes: Sequence[Shape]) -> Shape:
     return shapes[0]
 
 
-def _add(node: Node, inputs: Sequence[np.ndarray]) -> np.ndarray:
-    out = inputs[0].copy()
+def _add_inplace(node: Node, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    out = inputs[0]
     for x in inputs[1:]:
         out += x
     return out
 
 
+def _add(node: Node, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    return _add_inplace(node, [inputs[0].copy(), *inputs[1:]])
+
+
+def _affine_inplace(node: Node, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    x = inputs[0]
+    x *= node.params["scale"]
+    x += node.params["shift"]
+    return x
+
+
 register(OpDef("batchnorm", _same, _batchnorm,
                lambda n: f"eps={n.attrs['epsilon']:.3g}", linear=True))
-register(OpDef("affine", _affine_shape, _affine, _describe_affine, linear=True))
-register(OpDef("add", _add_shape, _add, arity=None, linear=True))
+register(OpDef("affine", _affine_shape, _affine, _describe_affine, linear=True,
+               inplace=_affine_inplace))
+register(OpDef("add", _add_shape, _add, arity=None, linear=True, inplace=_add_inplace))

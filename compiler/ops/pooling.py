@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ir.graph import Node
 from .registry import OpDef, Shape, register
-from .windows import ceil_extra, output_size, pad_spatial, windows
+from .windows import ceil_extra, output_size, pad_spatial, reduce_windows
 
 
 def _geometry(node: Node, spatial: Sequence[int]) -> tuple[list[int], list[int]]:
@@ -35,26 +35,19 @@ def _pool_shape(node: Node, shapes: Sequence[Shape]) -> Shape:
     return (c, *out)
 
 
-def _reduce_axes(nsp: int) -> tuple[int, ...]:
-    return tuple(range(2 + nsp, 2 + 2 * nsp))
-
-
 def maxpool(node: Node, x: np.ndarray) -> np.ndarray:
     a = node.attrs
-    _, extra = _geometry(node, x.shape[2:])
+    out, extra = _geometry(node, x.shape[2:])
     xp = pad_spatial(x, a["pads"], -np.inf, extra)
-    win = windows(xp, a["kernel"], a["strides"], a["dilations"])
-    return win.max(axis=_reduce_axes(len(a["kernel"]))).astype(np.float32, copy=False)
+    return reduce_windows(xp, a["kernel"], a["strides"], a["dilations"], out, np.maximum)
 
 
 def avgpool(node: Node, x: np.ndarray) -> np.ndarray:
     a = node.attrs
     nsp = len(a["kernel"])
-    _, extra = _geometry(node, x.shape[2:])
-    axes = _reduce_axes(nsp)
-    win = windows(pad_spatial(x, a["pads"], 0.0, extra), a["kernel"], a["strides"],
-                  a["dilations"])
-    total = win.sum(axis=axes)
+    out, extra = _geometry(node, x.shape[2:])
+    geometry = (a["kernel"], a["strides"], a["dilations"], out)
+    total = reduce_windows(pad_spatial(x, a["pads"], 0.0, extra), *geometry, np.add)
     # divisor: window cells inside the input (plus declared pads if count_include_pad);
     # the extra ceil-mode padding never counts
     ones = np.ones((1, 1, *x.shape[2:]), dtype=np.float32)
@@ -62,8 +55,9 @@ def avgpool(node: Node, x: np.ndarray) -> np.ndarray:
         mask = pad_spatial(pad_spatial(ones, a["pads"], 1.0), [0] * (2 * nsp), 0.0, extra)
     else:
         mask = pad_spatial(ones, a["pads"], 0.0, extra)
-    count = windows(mask, a["kernel"], a["strides"], a["dilations"]).sum(axis=axes)
-    return (total / np.maximum(count, 1.0)).astype(np.float32, copy=False)
+    count = reduce_windows(mask, *geometry, np.add)
+    total /= np.maximum(count, 1.0)
+    return total
 
 
 def _describe_pool(node: Node) -> str:

@@ -24,6 +24,9 @@ class OpDef:
     describe: DescribeFn = lambda node: ""
     arity: int | None = 1  # number of inputs, None for variadic
     linear: bool = False  # a linear map of its inputs (plus a constant), so it commutes with time
+    # same result as `evaluate`, written into inputs[0] (the executor calls it only when no
+    # one else needs that array): saves a full-size allocation per elementwise op
+    inplace: EvalFn | None = None
 
 
 OPS: dict[str, OpDef] = {}

@@ -3,7 +3,7 @@ Shared by convolution and pooling, for any number of spatial dimensions."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -26,6 +26,28 @@ def ceil_extra(size: int, kernel: int, stride: int, dilation: int, pad_total: in
     """Extra trailing padding needed so that `out` windows fit (ceil mode)."""
     span = dilation * (kernel - 1) + 1
     return max(0, (out - 1) * stride + span - (size + pad_total))
+
+
+def offset_views(xp: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
+                 dilations: Sequence[int], out: Sequence[int]) -> Iterator[np.ndarray]:
+    """For each kernel offset, the strided view of a padded (N, C, *spatial) array that the
+    offset sees at every output position: (N, C, *out). Reducing over these views touches
+    memory in order, unlike a reduction over a sliding-window view's trailing axes."""
+    for offset in np.ndindex(*kernel):
+        index = tuple(slice(d * dil, d * dil + s * (m - 1) + 1, s)
+                      for d, dil, s, m in zip(offset, dilations, strides, out, strict=True))
+        yield xp[(slice(None), slice(None), *index)]
+
+
+def reduce_windows(xp: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
+                   dilations: Sequence[int], out: Sequence[int],
+                   ufunc: np.ufunc) -> np.ndarray:
+    """ufunc-reduce (np.maximum, np.add) every window of a padded array: (N, C, *out)."""
+    views = offset_views(xp, kernel, strides, dilations, out)
+    acc = np.array(next(views), dtype=np.float32)
+    for view in views:
+        ufunc(acc, view, out=acc)
+    return acc
 
 
 def windows(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
