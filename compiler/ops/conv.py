@@ -75,14 +75,16 @@ def _shift_accumulate(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
     out = [(size[i] + pads[i] + pads[i + len(size)] - dilations[i] * (kernel[i] - 1) - 1)
            // strides[i] + 1 for i in range(len(size))]
     w = weight.reshape(groups, og, cg, -1)  # (G, Og, Cg, K)
-    y = np.zeros((n, groups, og, int(np.prod(out))), dtype=np.float32)
+    p = n * int(np.prod(out))
+    # channels first, batch and positions merged: one wide product per offset (and group)
+    # instead of one small product per sample
+    y = np.zeros((groups, og, p), dtype=np.float32)
     for k, view in enumerate(offset_views(xp, kernel, strides, dilations, out)):
-        xs = np.ascontiguousarray(view).reshape(n, groups, cg, -1)
-        y += np.matmul(w[None, :, :, :, k], xs)
-    y = y.reshape(n, o, *out)
+        xs = np.ascontiguousarray(np.moveaxis(view, 1, 0)).reshape(groups, cg, p)
+        y += np.matmul(w[:, :, :, k], xs)
+    y = np.moveaxis(y.reshape(o, n, *out), 0, 1)
     y += bias.reshape(1, o, *([1] * len(out)))
-    return y
-
+    return np.ascontiguousarray(y)
 
 def _im2col(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, strides: Sequence[int],
             pads: Sequence[int], dilations: Sequence[int], groups: int) -> np.ndarray:
