@@ -86,6 +86,7 @@ def _shift_accumulate(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
     y += bias.reshape(1, o, *([1] * len(out)))
     return np.ascontiguousarray(y)
 
+
 def _im2col(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, strides: Sequence[int],
             pads: Sequence[int], dilations: Sequence[int], groups: int) -> np.ndarray:
     """One batched product over the full patch matrix: best when channels are few (the
