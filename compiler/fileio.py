@@ -14,29 +14,38 @@ from .errors import InputFileError
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Yield a binary file; on success it replaces `path`, on failure it is removed."""
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to `path` for a writer that wants a file name (h5py);
+    on success it replaces `path`, on failure it is removed."""
     path = Path(path)
     if path.is_dir():
         raise InputFileError(f"cannot write {path}: it is a folder; name a file instead")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
     except OSError as exc:
         raise InputFileError(f"cannot write {path}: {exc.strerror or exc}") from None
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            tmp.unlink()
         if isinstance(exc, OSError):
             raise InputFileError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Yield a binary file; on success it replaces `path`, on failure it is removed."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
