@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# Graphviz renders `snnc inspect --svg`; snnc works without it
+	command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz) \
+		|| echo "note: Graphviz not installed; snnc inspect --svg will say how to get it"
 	touch $(STAMP)
 
 demo: $(STAMP)

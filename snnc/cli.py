@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="print the IR of a model or an artifact")
     p.add_argument("path", help="an ONNX model or an .snn artifact")
     p.add_argument("--format", default="text", choices=sorted(FORMATS))
+    p.add_argument("--layers", action="store_true", help="a table per layer with totals")
+    p.add_argument("--svg", metavar="FILE", help="also render the graph with Graphviz")
     return parser
 
 
@@ -209,8 +211,32 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     path = Path(args.path)
     graph = load(path).graph if path.suffix == ".snn" else load_onnx(path)
-    sys.stdout.write(FORMATS[args.format](graph))
+    if args.layers:
+        from .layers import format_layers
+
+        sys.stdout.write(format_layers(graph))
+    else:
+        sys.stdout.write(FORMATS[args.format](graph))
+    if args.svg:
+        _render_svg(FORMATS["dot"](graph), args.svg)
     return 0
+
+
+def _render_svg(dot_text: str, output: str) -> None:
+    import shutil
+    import subprocess
+
+    from snnc.compiler.fileio import atomic_write_bytes
+
+    dot = shutil.which("dot")
+    if dot is None:
+        raise UsageError("--svg needs Graphviz's `dot` program: install it (Debian: apt-get "
+                         "install graphviz) or write --format dot and render it elsewhere")
+    result = subprocess.run([dot, "-Tsvg"], input=dot_text.encode(), capture_output=True,
+                            check=False)
+    if result.returncode:
+        raise UsageError(f"Graphviz failed: {result.stderr.decode(errors='replace')[:500]}")
+    atomic_write_bytes(output, result.stdout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

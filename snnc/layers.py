@@ -1,0 +1,59 @@
+"""`snnc inspect NET.snn --layers`: one row per layer of a compiled network, with totals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from snnc.compiler.ir.graph import Graph, Node
+from snnc.compiler.ops.registry import fmt_array
+
+COLUMNS = ("layer", "op", "shape", "neurons", "synapses", "theta", "v0", "w bits", "w exp",
+           "cores")
+
+
+def synapses(node: Node) -> int:
+    """Connections a layer makes: every output unit times its fan-in."""
+    if node.op == "conv":
+        w = node.params["weight"]
+        return int(np.prod(node.shape) * np.prod(w.shape[1:]))
+    if node.op == "linear":
+        return int(node.params["weight"].size * np.prod(node.shape[:-1]))
+    return 0
+
+
+def layer_rows(graph: Graph) -> list[dict[str, Any]]:
+    rows = []
+    for node in graph.nodes:
+        if node.op in ("input", "flatten", "reshape"):
+            continue
+        meta = node.meta
+        rows.append({
+            "layer": node.name, "op": node.op, "shape": "x".join(map(str, node.shape)),
+            "neurons": int(np.prod(node.shape)) if node.op == "if" else 0,
+            "synapses": synapses(node),
+            "theta": fmt_array(node.params["theta"]) if "theta" in node.params else "",
+            "v0": fmt_array(node.params["v0"]) if "v0" in node.params else "",
+            "w bits": meta.get("weight_bits", ""), "w exp": meta.get("weight_exp", ""),
+            "cores": meta.get("cores", ""),
+        })
+    return rows
+
+
+def format_layers(graph: Graph) -> str:
+    rows = layer_rows(graph)
+    total: dict[str, Any] = {c: "" for c in COLUMNS}
+    total.update(layer="total", neurons=sum(r["neurons"] for r in rows),
+                 synapses=sum(r["synapses"] for r in rows))
+    cores = [r["cores"] for r in rows if isinstance(r["cores"], (int, float))]
+    if cores:
+        total["cores"] = sum(cores)
+    table = [list(COLUMNS)] + [[str(r[c]) for c in COLUMNS] for r in [*rows, total]]
+    widths = [max(len(row[k]) for row in table) for k in range(len(COLUMNS))]
+    lines = ["  ".join(cell.rjust(w) if k >= 3 else cell.ljust(w)
+                       for k, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+             for row in table]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    return "\n".join(lines) + "\n"
