@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# an independent NIR consumer for the interop tests: Sinabs (it pins an older nir, which
+	@# it does not need, so it goes in without its declared dependencies). torch 2.13.0 is
+	@# the CPU wheel; other versions download CUDA builds.
+	$(BIN)/python -m pip install --quiet torch==2.13.0 "matplotlib>=3.8" pbr
+	$(BIN)/python -m pip install --quiet --no-deps sinabs==3.1.3 nirtorch==2.6
 	@# Graphviz renders `snnc inspect --svg`; snnc works without it
 	command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz) \
 		|| echo "note: Graphviz not installed; snnc inspect --svg will say how to get it"
