@@ -20,7 +20,9 @@ from snnc.compiler.passes import DEFAULT_PIPELINE, DumpSpec, NormSpec, PassOptio
 from snnc.frontends.onnx import load_onnx
 from snnc.runtime import CompiledNetwork, load, load_data
 
-TARGETS = ("numpy", "lava", "loihi")
+TARGETS = ("numpy", "lava", "loihi", "nir")
+# targets written as a file of another tool's format, not as an .snn artifact
+EXPORT_SUFFIX = {"nir": ".nir"}
 _LATER = {"lava": "the Lava backend", "loihi": "the Loihi 2 backend"}
 
 

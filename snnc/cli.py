@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="compile an ONNX model to an .snn artifact")
     p.add_argument("model", help="ONNX model file")
-    p.add_argument("--target", default="numpy", help="numpy (default), lava or loihi")
+    p.add_argument("--target", default="numpy", help="numpy (default), lava, loihi, or nir "
+                   "(a NIR graph file for other SNN tools)")
     p.add_argument("-o", "--output", metavar="OUT.snn", help="artifact path "
                    "(default: MODEL.snn next to the model)")
     p.add_argument("--timesteps", type=_timesteps, default=32, metavar="T",
@@ -145,11 +146,17 @@ def cmd_compile(args: argparse.Namespace) -> int:
     import snnc
 
     snnc.api.check_target(args.target)  # fail before any work
-    output = Path(args.output) if args.output else Path(args.model).with_suffix(".snn")
+    suffix = snnc.api.EXPORT_SUFFIX.get(args.target, ".snn")
+    output = Path(args.output) if args.output else Path(args.model).with_suffix(suffix)
     net = snnc.compile(args.model, target=args.target, calib=args.calib,
                        timesteps=args.timesteps, dump_ir=args.dump_ir, dump_dir=args.dump_dir,
                        dump_format=args.dump_format, **_compile_kwargs(args))
-    net.save(output)
+    if args.target == "nir":
+        from snnc.backends.nir import write_nir
+
+        write_nir(net.graph, output)
+    else:
+        net.save(output)
     neurons = sum(int(_prod(n.shape)) for n in net.graph.nodes if n.op == "if")
     layers = sum(1 for n in net.graph.nodes if n.op == "if")
     print(f"compiled {args.model} -> {output}")

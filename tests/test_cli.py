@@ -218,3 +218,12 @@ def test_python_dash_m_and_console_script(tmp_path: Path, digits_model: Path) ->
     result = subprocess.run([sys.executable, "-m", "snnc", "--version"],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "snnc" in result.stdout
+
+
+def test_target_nir_writes_a_nir_file(tmp_path: Path, digits_model: Path,
+                                      digits_calib: Path) -> None:
+    nir = pytest.importorskip("nir")
+    out = tmp_path / "digits.nir"
+    assert _snnc(digits_model, "--target", "nir", "--calib", digits_calib, "-o", out) == 0
+    graph = nir.read(out)
+    assert type(graph.nodes["relu1"]).__name__ == "IF"
