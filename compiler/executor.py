@@ -41,9 +41,12 @@ def check_input(graph: Graph, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def run_all(graph: Graph, x: np.ndarray, keep: Callable[[str], bool] | None = None
+def run_all(graph: Graph, x: np.ndarray, keep: Callable[[str], bool] | None = None,
+            observe: Callable[[str, np.ndarray], None] | None = None
             ) -> dict[str, np.ndarray]:
-    """Every node's value (or those `keep` accepts, plus the output) for a batch `x`."""
+    """Every node's value (or those `keep` accepts, plus the output) for a batch `x`.
+    `observe(name, value)` sees each value as it is made, before it can be freed, so that
+    statistics can stream without keeping every activation alive."""
     x = check_input(graph, x)
     env: dict[str, np.ndarray] = {graph.input.name: x}
     remaining = _last_uses(graph)
@@ -64,6 +67,8 @@ def run_all(graph: Graph, x: np.ndarray, keep: Callable[[str], bool] | None = No
                 + context(graph, node.name)
             ) from exc
         env[node.name] = value
+        if observe is not None:
+            observe(node.name, value)
         if keep is None or keep(node.name) or node.name == graph.output:
             kept[node.name] = value
         for name in remaining.pop(k, ()):  # free values no later node reads
@@ -80,10 +85,12 @@ def run(graph: Graph, x: np.ndarray) -> np.ndarray:
 
 
 def run_batched(graph: Graph, x: np.ndarray, batch_size: int = 256,
-                keep: Callable[[str], bool] | None = None) -> Iterator[dict[str, np.ndarray]]:
+                keep: Callable[[str], bool] | None = None,
+                observe: Callable[[str, np.ndarray], None] | None = None
+                ) -> Iterator[dict[str, np.ndarray]]:
     """`run_all` over slices of `x`, so memory stays bounded for large data."""
     for start in range(0, len(x), batch_size):
-        yield run_all(graph, x[start:start + batch_size], keep)
+        yield run_all(graph, x[start:start + batch_size], keep, observe)
 
 
 def _can_overwrite(node: Node, k: int, last_uses: dict[int, list[str]],

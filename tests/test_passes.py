@@ -35,6 +35,7 @@ from snnc.compiler.passes import (
     run_pipeline,
     shift_bias,
 )
+from snnc.compiler.passes.normalize_thresholds import LAYER_BINS
 from snnc.frontends.onnx import import_model, prepare
 
 F32 = np.float32
@@ -300,7 +301,9 @@ def test_percentile_norm_equals_numpy_percentile_of_positive_activations(p: floa
     out = normalize_thresholds(g, calib, NormSpec.parse(f"percentile:{p}"), batch_size=16)
     for name in RELUS:
         expected = np.percentile(positive(acts[name]), p)
-        assert float(out.node(name).params["theta"]) == pytest.approx(expected, rel=1e-5)
+        # streaming histograms: exact to one bin of a range below twice the max
+        bin_width = 2 * float(acts[name].max()) / LAYER_BINS
+        assert abs(float(out.node(name).params["theta"]) - expected) <= bin_width
     assert float(out.node("relu1").params["theta"]) <= float(acts["relu1"].max())
 
 

@@ -3,7 +3,7 @@
 * Clip(0, a): the model's own upper bound a is the trained threshold (theta = a).
 * ReLU: theta = the p-th percentile of the layer's positive activations on calibration data
   (Rueckauer et al. 2017, "robust normalization"; p = 100 is Diehl 2015's max-norm), per layer
-  or per channel.
+  or per channel, from streaming histograms (one pass, activations never held in memory).
 
 theta is what the converted IF neuron fires at, and the amplitude of its spikes, so the layer
 after it needs no weight rescaling (threshold balancing, the dual of weight normalization).
@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import DataError, UsageError
 from ..executor import run_batched
 from ..ir.graph import Graph, Node
+from ..stats import PositiveHistogram
 
 NAME = "normalize-thresholds"
 ACTIVATIONS = ("relu", "clip")
@@ -61,35 +62,44 @@ def _trained_theta(node: Node) -> float | None:
     return None
 
 
-def _robust_max(values: np.ndarray, percentile: float) -> float:
-    positive = values[values > 0]
-    if positive.size == 0:
-        return 1.0  # never active: any positive threshold keeps it silent
-    return float(np.percentile(positive, percentile)) if percentile < 100 else float(
-        positive.max())
+# histogram resolution: a percentile is exact to hi/BINS, hi < 2 * the layer's max
+LAYER_BINS = 4096
+CHANNEL_BINS = 512
 
 
-def _theta_from_data(acts: np.ndarray, spec: NormSpec) -> np.ndarray:
-    """acts: (N, C, ...) activations of one layer. Scalar theta, or (C, 1, ...) per channel."""
+def _histogram(node: Node, spec: NormSpec) -> PositiveHistogram:
+    channels = node.shape[0] if spec.per_channel and node.shape else 1
+    return PositiveHistogram(channels, CHANNEL_BINS if spec.per_channel else LAYER_BINS)
+
+
+def _theta(hist: PositiveHistogram, node: Node, spec: NormSpec) -> np.ndarray:
+    """Scalar theta, or (C, 1, ...) per channel; a channel that never fired gets 1.0 (any
+    positive threshold keeps it silent)."""
+    theta = hist.percentile(spec.percentile)
+    theta = np.where(theta > 0, theta, 1.0).astype(np.float32)
     if not spec.per_channel:
-        return np.array(_robust_max(acts, spec.percentile), dtype=np.float32)
-    per_c = [_robust_max(acts[:, c], spec.percentile) for c in range(acts.shape[1])]
-    return np.array(per_c, dtype=np.float32).reshape((-1,) + (1,) * (acts.ndim - 2))
+        return np.array(theta[0], dtype=np.float32)
+    return theta.reshape((-1,) + (1,) * (len(node.shape) - 1))
 
 
 def normalize_thresholds(graph: Graph, calib: np.ndarray | None, spec: NormSpec = NormSpec(),
-                         batch_size: int = 256) -> Graph:
+                         batch_size: int = 32) -> Graph:
     needs_data = [n for n in graph.nodes if n.op in ACTIVATIONS and _trained_theta(n) is None]
-    acts: dict[str, list[np.ndarray]] = {n.name: [] for n in needs_data}
+    hists = {n.name: _histogram(n, spec) for n in needs_data}
     if needs_data:
         if calib is None or len(calib) == 0:
             who = ", ".join(n.origin for n in needs_data[:3])
             raise DataError(f"{len(needs_data)} activation(s) have no trained threshold "
                             f"({who}{', ...' if len(needs_data) > 3 else ''}); pass calibration "
                             "data with --calib CALIB.npz, or train with Clip(0, a) activations")
-        for values in run_batched(graph, calib, batch_size, keep=acts.__contains__):
-            for name in acts:
-                acts[name].append(values[name])
+        # one streaming pass: each activation updates its histogram as soon as it is made
+        def observe(name: str, acts: np.ndarray) -> None:
+            if name in hists:
+                hists[name].add(acts if spec.per_channel else acts.reshape(len(acts), 1, -1))
+
+        for _ in run_batched(graph, calib, batch_size, keep=lambda name: False,
+                             observe=observe):
+            pass
     nodes = []
     for node in graph.nodes:
         if node.op in ACTIVATIONS:
@@ -98,7 +108,7 @@ def normalize_thresholds(graph: Graph, calib: np.ndarray | None, spec: NormSpec 
                 theta = np.array(trained, dtype=np.float32)
                 node = node.replace(meta={**node.meta, "theta_from": "clip bound"})
             else:
-                theta = _theta_from_data(np.concatenate(acts.pop(node.name)), spec)
+                theta = _theta(hists[node.name], node, spec)
                 node = node.replace(meta={**node.meta, "theta_from": str(spec)})
             node = node.with_params(theta=theta)
         nodes.append(node)
