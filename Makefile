@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# Lava 0.10.0 declares python<3.11 and pins old numpy; it runs on 3.11 and current numpy
+	# with the shims in backends/lava/compat.py, so install it without its declared deps,
+	# plus the deps it really uses (issue #3)
+	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python lava-nc==0.10.0
+	$(BIN)/python -m pip install --quiet "asteval>=0.9.31,<0.10" scipy scikit-learn
 	@# an independent NIR consumer for the interop tests: Sinabs (it pins an older nir, which
 	@# it does not need, so it goes in without its declared dependencies). torch 2.13.0 is
 	@# the CPU wheel; other versions download CUDA builds.

@@ -50,19 +50,43 @@ class CompiledNetwork:
 
     def simulate(self, x: np.ndarray, timesteps: Sequence[int], batch_size: int = 256,
                  progress: Any = None) -> SimulationResult:
-        """Outputs at several T in one run (each checkpoint is a prefix of the same run)."""
+        """Outputs at several T in one run (each checkpoint is a prefix of the same run).
+        A `loihi` network runs in the NumPy simulator's bit-exact fixed-point mode."""
+        if self.target == "loihi":
+            return _loihi_numpy(self.graph, x, timesteps, batch_size, progress)
         return simulate(self.graph, x, timesteps, batch_size, progress)
 
     def run(self, x: np.ndarray, timesteps: int | None = None, batch_size: int = 256,
-            progress: Any = None) -> RunResult:
+            progress: Any = None, backend: str = "numpy") -> RunResult:
+        """Run on the NumPy simulator, or (backend='lava') in Lava's CPU simulation."""
         t = self.default_timesteps if timesteps is None else int(timesteps)
         if t < 1:
             raise UsageError(f"--timesteps must be a positive integer, got {t}")
+        if backend == "lava":
+            from .lava_run import run_in_lava
+
+            return run_in_lava(self, x, t, progress)
+        if backend != "numpy":
+            raise UsageError(f"--backend '{backend}' is not one of: numpy, lava")
         result = self.simulate(x, [t], batch_size, progress)
         return RunResult(t, result.outputs[0], {k: v[0] for k, v in result.spikes.items()})
 
     def save(self, path: str | os.PathLike[str]) -> None:
         artifact.save(path, self.graph, self.target, self.options)
+
+
+def _loihi_numpy(graph: Graph, x: np.ndarray, timesteps: Sequence[int], batch_size: int,
+                 progress: Any) -> SimulationResult:
+    from snnc.backends.numpy.loihi import simulate_loihi
+
+    parts = []
+    for start in range(0, len(x), batch_size):
+        parts.append(simulate_loihi(graph, x[start:start + batch_size], timesteps))
+        if progress is not None:
+            progress(len(x[start:start + batch_size]))
+    return SimulationResult(parts[0].timesteps, np.concatenate([p.outputs for p in parts], 1),
+                            {k: np.concatenate([p.spikes[k] for p in parts], 1)
+                             for k in parts[0].spikes})
 
 
 def load(path: str | os.PathLike[str]) -> CompiledNetwork:

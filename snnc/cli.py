@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timesteps", type=_timesteps, metavar="T", help="time steps (default: the "
                    "artifact's)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--backend", default="numpy", choices=("numpy", "lava"),
+                   help="numpy simulator (default) or Lava's CPU simulation (needs lava-nc)")
+    p.add_argument("--compare", choices=("numpy",), help="with --backend lava: also run "
+                   "NumPy and exit 0 only if spikes and outputs agree")
 
     p = sub.add_parser("eval", help="ANN vs SNN accuracy at several time steps")
     p.add_argument("model", help="ONNX model file")
@@ -163,9 +167,26 @@ def cmd_compile(args: argparse.Namespace) -> int:
     print(f"  target {net.target}, {layers} spiking layers, {neurons} neurons, "
           f"thresholds: {net.options['norm']}, shift: {net.options['shift']}, "
           f"default T={net.default_timesteps}")
+    _print_loihi_summary(net.graph)
     if args.dump_ir:
         print(f"  IR dumps in {args.dump_dir}")
     return 0
+
+
+def _print_loihi_summary(graph: Any) -> None:
+    """Per-layer quantization error and the neurocore mapping (lava/loihi targets)."""
+    from snnc.compiler.passes.map_cores import format_mapping
+    from snnc.compiler.passes.quantize_weights import quant_report
+
+    report = quant_report(graph)
+    if report:
+        print("  quantization (relative error): layer, weights, threshold, bias")
+        for name, q in report:
+            print(f"    {name:24s} {q.get('weight_rel_err', 0):.2e} "
+                  f"{q.get('theta_rel_err', 0):.2e} {q.get('bias_rel_err', 0):.2e}")
+    if "mapping" in graph.meta:
+        print("  resources (Loihi 2):")
+        print(format_mapping(graph.meta["mapping"]))
 
 
 def _prod(shape: Sequence[int]) -> int:
@@ -182,8 +203,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     net = load(args.artifact)
     x, y = load_data(args.data)
+    if args.compare:
+        return _run_compare(args, net, x)
     with progress_bar(len(x), "simulating") as bar:
-        result = net.run(x, args.timesteps, progress=bar.update)
+        result = net.run(x, args.timesteps, progress=bar.update, backend=args.backend)
     report: dict[str, Any] = {"artifact": Path(args.artifact).name, "samples": int(len(x)),
                               "timesteps": result.timesteps,
                               "spikes_per_sample": result.spikes_per_sample,
@@ -198,6 +221,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(args.json, report)
     return 0
+
+
+def _run_compare(args: argparse.Namespace, net: Any, x: Any) -> int:
+    from snnc.runtime.lava_run import compare_with_numpy
+
+    from .progress import progress_bar
+
+    if args.backend != "lava":
+        raise UsageError("--compare numpy compares a Lava run with NumPy: add --backend lava")
+    t = args.timesteps or net.default_timesteps
+    with progress_bar(len(x), "lava") as bar:
+        cmp = compare_with_numpy(net, x, t, progress=bar.update)
+    kind = "bit-exact (fixed point)" if net.target == "loihi" else "float"
+    print(f"lava vs numpy, {kind}, {len(x)} samples, T={t}: "
+          + ("AGREE" if cmp.agree else "DIFFER"))
+    for name, n in cmp.mismatches.items():
+        print(f"  {name:24s} {n} mismatches")
+    print(f"  max output difference {cmp.max_output_diff:.3g}")
+    if args.json:
+        _write_json(args.json, {"agree": cmp.agree, "mismatches": cmp.mismatches,
+                                "max_output_diff": cmp.max_output_diff})
+    return 0 if cmp.agree else 1
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -170,12 +170,12 @@ def test_failed_compile_keeps_the_previous_artifact(tmp_path: Path, digits_model
 
 
 @pytest.mark.parametrize("target", ["lava", "loihi"])
-def test_later_targets_say_so(tmp_path: Path, digits_model: Path, target: str,
-                              capsys: pytest.CaptureFixture) -> None:
-    assert _snnc(digits_model, "--target", target, "-o", tmp_path / "n.snn") == 2
-    err = capsys.readouterr().err
-    assert "--target numpy" in err
-    assert not (tmp_path / "n.snn").exists()
+def test_lava_targets_compile(tmp_path: Path, digits_model: Path, digits_calib: Path,
+                              target: str, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "n.snn"
+    assert _snnc(digits_model, "--target", target, "--calib", digits_calib, "-o", out) == 0
+    assert f"target {target}" in capsys.readouterr().out
+    assert _snnc("run", out, "--data", digits_calib, "--timesteps", "4") == 0
 
 
 @pytest.mark.parametrize("args", [

@@ -2,11 +2,14 @@
 
 from .convert import convert
 from .fold_batchnorm import fold_batchnorm
+from .lower_synapses import lower_synapses
 from .manager import DEFAULT_PIPELINE, PASSES, DumpSpec, PassOptions, run_pipeline
 from .normalize_thresholds import NormSpec, normalize_thresholds
+from .quantize_weights import quantize_weights
 from .shift_bias import shift_bias
 
 __all__ = [
     "DEFAULT_PIPELINE", "PASSES", "DumpSpec", "NormSpec", "PassOptions", "convert",
     "fold_batchnorm", "normalize_thresholds", "run_pipeline", "shift_bias",
+    "lower_synapses", "quantize_weights",
 ]

@@ -19,8 +19,14 @@ from .convert import NAME as CONVERT
 from .convert import convert
 from .fold_batchnorm import NAME as FOLD_BATCHNORM
 from .fold_batchnorm import fold_batchnorm
+from .lower_synapses import NAME as LOWER_SYNAPSES
+from .lower_synapses import lower_synapses
+from .map_cores import NAME as MAP_CORES
+from .map_cores import map_cores
 from .normalize_thresholds import NAME as NORMALIZE_THRESHOLDS
 from .normalize_thresholds import NormSpec, normalize_thresholds
+from .quantize_weights import NAME as QUANTIZE_WEIGHTS
+from .quantize_weights import quantize_weights
 from .shift_bias import NAME as SHIFT_BIAS
 from .shift_bias import shift_bias
 
@@ -42,9 +48,15 @@ PASSES: dict[str, PassFn] = {
     NORMALIZE_THRESHOLDS: lambda g, o: normalize_thresholds(g, o.calib, o.norm),
     CONVERT: lambda g, o: convert(g),
     SHIFT_BIAS: lambda g, o: shift_bias(g, o.shift, o.timesteps),
+    LOWER_SYNAPSES: lambda g, o: lower_synapses(g),
+    QUANTIZE_WEIGHTS: lambda g, o: quantize_weights(g),
+    MAP_CORES: lambda g, o: map_cores(g),
 }
 
 DEFAULT_PIPELINE = (FOLD_BATCHNORM, NORMALIZE_THRESHOLDS, CONVERT, SHIFT_BIAS)
+# what each target appends to the pipeline (issue #3: Lava float, Loihi 2 fixed point)
+TARGET_PASSES = {"numpy": (), "lava": (LOWER_SYNAPSES, MAP_CORES),
+                 "loihi": (LOWER_SYNAPSES, QUANTIZE_WEIGHTS, MAP_CORES)}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,135 @@
+"""The spiking populations of a graph lowered by `lower-synapses`, with their synapses and
+depths: the backend-neutral view that the Loihi backends (NumPy bit-exact mode, Lava) share.
+
+Depth: a population fed by the network input has depth 1; otherwise 1 + the deepest source.
+On Loihi every synapse layer delays by one step, so a population of depth k sees at step
+t + k - 1 what the delay-free reference simulator computes at step t; a synapse from a source
+of depth d into a population of depth k needs delay k - d (1 = the plain one-step delay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ModelError
+from .ir.graph import Graph, Node
+
+
+@dataclass(frozen=True, eq=False)
+class Synapse:
+    source: str  # the IF node whose spikes it reads
+    node: Node  # the `linear` node holding the (n_out, n_in) weights
+    delay: int
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    name: str
+    node: Node  # the IF node, or the output node for the readout
+    synapses: tuple[Synapse, ...]  # empty: fed by the network input (static current)
+    depth: int
+    readout: bool = False
+    pool_of: str | None = None  # a max-pooling population: the IF node it pools
+
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.node.shape:
+            n *= d
+        return n
+
+
+def _synapse_nodes(graph: Graph, name: str) -> list[Node]:
+    node = graph.node(name)
+    if node.op == "reshape":
+        node = graph.node(node.inputs[0])
+    if node.op == "add":
+        return [graph.node(i) for i in node.inputs]
+    return [node]
+
+
+def populations(graph: Graph) -> list[Population]:
+    """Populations in topological order; the readout (the graph output) comes last."""
+    if graph.meta.get("synapses") != "dense":
+        raise ModelError("this graph has no synapse layers; run the lower-synapses pass "
+                         "(compile with --target lava or loihi)")
+    depth: dict[str, int] = {}
+    pops: list[Population] = []
+
+    def build(name: str, node: Node, feed: str, readout: bool) -> None:
+        syn_nodes = _synapse_nodes(graph, feed)
+        if not all("synapse_from" in n.meta for n in syn_nodes):
+            depth[name] = 1
+            pops.append(Population(name, node, (), 1, readout))
+            return
+        k = 1 + max(depth[n.meta["synapse_from"]] for n in syn_nodes)
+        syns = tuple(Synapse(n.meta["synapse_from"], n, k - depth[n.meta["synapse_from"]])
+                     for n in syn_nodes)
+        depth[name] = k
+        pops.append(Population(name, node, syns, k, readout))
+
+    for node in graph.nodes:
+        if node.op == "if":
+            build(node.name, node, node.inputs[0], False)
+        elif node.op == "maxpool":  # same step as its source: no synapse, no delay
+            depth[node.name] = depth[node.inputs[0]]
+            pops.append(Population(node.name, node, (), depth[node.name],
+                                   pool_of=node.inputs[0]))
+    out = graph.output_node
+    if out.op != "if":
+        build(out.name, out, out.name, True)
+    return pops
+
+
+def spike_theta(graph: Graph, name: str) -> Any:
+    """The amplitude theta of the spikes population `name` emits (a maxpool: its source's)."""
+    node = graph.node(name)
+    if node.op == "maxpool":
+        node = graph.node(node.inputs[0])
+    return node.params["theta"]
+
+
+def pool_index(graph: Graph, node: Node) -> Any:
+    """(n_out, K) flat input indices of each max-pooling window, -1 for padding.
+
+    Spiking max pooling (backends/numpy/simulator.py) emits the increase of the pooled
+    maximum of cumulative inputs; for binary spikes of one amplitude theta per channel each
+    count grows by at most 1 per step, so the output is again a binary spike of amplitude
+    theta: s_out = max(counts[window]) > previous max."""
+    import numpy as np
+
+    from .ops.pooling import _geometry
+    from .ops.windows import pad_spatial, windows
+
+    src = graph.node(node.inputs[0])
+    a = node.attrs
+    ids = np.arange(int(np.prod(src.shape)), dtype=np.float64).reshape(1, *src.shape)
+    _, extra = _geometry(node, src.shape[1:])
+    win = windows(pad_spatial(ids, a["pads"], -1.0, extra), a["kernel"], a["strides"],
+                  a["dilations"])
+    return win.reshape(int(np.prod(node.shape)), -1).astype(np.int64)
+
+
+def input_currents(graph: Graph, x: Any, fixed: bool) -> dict[str, Any]:
+    """The direct-encoded input current (N, n) of every input-fed population: bias mantissas
+    for the fixed-point network, float currents (plus any i_shift) otherwise."""
+    import numpy as np
+
+    from .executor import run_all
+    from .passes.quantize_weights import input_current
+
+    feeds = {p.node.inputs[0]: p for p in populations(graph)
+             if not p.synapses and not p.readout and p.pool_of is None}
+    values = run_all(graph, x, keep=lambda name: name in feeds)
+    out = {}
+    for feed, pop in feeds.items():
+        if fixed:
+            out[pop.name] = input_current(pop.node, values[feed])
+        else:
+            z = values[feed].reshape(len(values[feed]), -1).astype(np.float64)
+            if "i_shift" in pop.node.params:
+                z = z + np.broadcast_to(pop.node.params["i_shift"], pop.node.shape).reshape(-1)
+            out[pop.name] = z
+    return out

@@ -1,0 +1,116 @@
+"""Tests that start Lava for real (a handful: each Lava run costs about a second)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import snnc
+from snnc.backends.lava import lava_available
+from snnc.cli import main
+from snnc.runtime.lava_run import compare_with_numpy
+
+pytestmark = pytest.mark.skipif(not lava_available(), reason="lava-nc is not installed")
+N = 20  # samples for the spike-for-spike acceptance checks
+
+
+def test_compat_shims_make_lava_importable() -> None:
+    from snnc.backends.lava import require_lava
+
+    require_lava()
+    from lava.magma.compiler.var_model import LoihiAddress  # the 3.11 dataclass fix
+    from lava.magma.core.process.ports.ports import ReshapePort
+
+    assert LoihiAddress is not None
+    port = ReshapePort(new_shape=(2, 3), old_shape=(6,))
+    assert port.get_transform_func_fwd()(np.arange(6)).shape == (2, 3)  # numpy 2.4 fix
+    assert port.get_transform_func_bwd()(np.zeros((2, 3))).shape == (6,)
+
+
+def test_dense_to_if_in_lava_matches_a_hand_raster() -> None:
+    """input-fed IF (current 0.3 theta) -> Dense -> IF -> readout, 10 steps, fixed point."""
+    from snnc.backends.lava.network import run_lava
+    from snnc.backends.lava.plan import build_plan
+    from snnc.backends.numpy.loihi import simulate_loihi
+    from snnc.compiler.ir.builder import GraphBuilder
+    from snnc.compiler.passes import lower_synapses, quantize_weights
+    from snnc.compiler.populations import input_currents
+
+    b = GraphBuilder((1,))
+    b.add("fc1", "linear", ["x"], weight=[[1.0]], bias=[0.0])
+    b.neuron("if1", "fc1", theta=1.0, v0=0.5)
+    b.add("fc2", "linear", ["if1"], weight=[[0.6]], bias=[0.0])
+    b.neuron("if2", "fc2", theta=1.0, v0=0.5)
+    b.add("fc3", "linear", ["if2"], weight=[[1.0]], bias=[0.0])
+    q = quantize_weights(lower_synapses(b.graph(stage="snn")))
+    x = np.array([[0.3]], np.float32)
+    res = run_lava(build_plan(q, "fixed"), input_currents(q, x, True), 10, raster=True)
+    # if1 in integers: vth 2048, v0 1024, +614 (= round(0.3 * 2048)) per step: v = 1638,
+    # 2252 -> spike (204), 818, 1432, 2046 (just short: 0.3 was rounded down), 2660 -> spike,
+    # 1226, 1840, 2454 -> spike: steps 2, 6, 9
+    assert np.flatnonzero(res.rasters["if1"][0, :, 0]).tolist() == [1, 5, 8]
+    ref = simulate_loihi(q, x, [10])
+    assert np.array_equal(res.rasters["if2"], ref.rasters["if2"])
+    assert np.array_equal(res.acc, ref.acc)
+
+
+@pytest.fixture(scope="module")
+def digits_nets(digits_model: Path, digits_calib: Path) -> dict[str, snnc.CompiledNetwork]:
+    return {t: snnc.compile(digits_model, calib=digits_calib, target=t, timesteps=16)
+            for t in ("lava", "loihi")}
+
+
+def test_fixed_point_lava_equals_numpy_loihi_mode_spike_for_spike(
+        digits_nets: dict, digits_test_arrays: tuple) -> None:
+    x, _ = digits_test_arrays
+    cmp = compare_with_numpy(digits_nets["loihi"], x[:N], 16)
+    assert cmp.agree, cmp.mismatches
+    assert sum(cmp.lava.spikes.values()).sum() > 1000  # the layers do fire
+
+
+def test_float_lava_equals_float_numpy(digits_nets: dict, digits_test_arrays: tuple) -> None:
+    x, _ = digits_test_arrays
+    net = digits_nets["lava"]
+    lava = net.run(x[:N], 16, backend="lava")
+    ref = net.run(x[:N], 16)
+    assert np.array_equal(lava.predictions, ref.predictions)
+    np.testing.assert_allclose(lava.outputs, ref.outputs, rtol=1e-5,
+                               atol=1e-5 * float(np.abs(ref.outputs).max()))
+    for name, counts in ref.spikes.items():
+        assert np.array_equal(lava.spikes[name], counts)
+
+
+def test_cli_run_compare_exits_zero_when_they_agree(
+        tmp_path: Path, digits_model: Path, digits_calib: Path,
+        digits_test_arrays: tuple, capsys: pytest.CaptureFixture) -> None:
+    x, y = digits_test_arrays
+    data = tmp_path / "few.npz"
+    np.savez(data, x=x[:N], y=y[:N])
+    out = tmp_path / "net.snn"
+    assert main(["compile", str(digits_model), "--calib", str(digits_calib), "--target",
+                 "loihi", "--timesteps", "8", "-o", str(out)]) == 0
+    assert main(["run", str(out), "--data", str(data), "--backend", "lava", "--compare",
+                 "numpy"]) == 0
+    assert "AGREE" in capsys.readouterr().out
+    assert main(["run", str(out), "--data", str(data), "--backend", "lava"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    plain = tmp_path / "plain.snn"  # compiled for numpy: Lava cannot run it, exit 2 says why
+    assert main(["compile", str(digits_model), "--calib", str(digits_calib), "-o",
+                 str(plain)]) == 0
+    assert main(["run", str(plain), "--data", str(data), "--backend", "lava"]) == 2
+    assert "--target lava" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["digits_vgg_maxpool.onnx", "digits_resnet.onnx"])
+def test_maxpool_and_residual_nets_match_spike_for_spike(
+        name: str, digits_calib: Path, digits_test_arrays: tuple) -> None:
+    """VGG-like (spiking max pooling) and ResNet-like (skip connections: DelayDense)."""
+    x, _ = digits_test_arrays
+    model = Path(__file__).parent / "data" / name
+    fixed = compare_with_numpy(snnc.compile(model, calib=digits_calib, target="loihi"),
+                               x[:N], 12)
+    assert fixed.agree, fixed.mismatches
+    flt = compare_with_numpy(snnc.compile(model, calib=digits_calib, target="lava"), x[:N], 12)
+    assert flt.agree and flt.max_output_diff <= 1e-5, flt.mismatches
