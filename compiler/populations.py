@@ -5,6 +5,12 @@ Depth: a population fed by the network input has depth 1; otherwise 1 + the deep
 On Loihi every synapse layer delays by one step, so a population of depth k sees at step
 t + k - 1 what the delay-free reference simulator computes at step t; a synapse from a source
 of depth d into a population of depth k needs delay k - d (1 = the plain one-step delay).
+Each population starts (and, between samples, restarts) at its depth, when its first input
+arrives: before that, whatever it receives belongs to the previous sample.
+
+Neurons reset by subtraction (`reset=subtract`, snnc's IF) or to zero (`reset=zero`, Lava's
+stock LIF). The stock LIF has one threshold per population, so a reset-to-zero population with
+per-channel thresholds is rescaled to the largest one (`threshold_gain`): the same neuron.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ class Population:
     readout: bool = False
     pool_of: str | None = None  # a max-pooling population: the IF node it pools
 
+    @property
+    def reset_zero(self) -> bool:
+        return self.node.op == "if" and self.node.attrs.get("reset", "subtract") == "zero"
 
     @property
     def size(self) -> int:
@@ -55,6 +64,10 @@ def populations(graph: Graph) -> list[Population]:
     if graph.meta.get("synapses") != "dense":
         raise ModelError("this graph has no synapse layers; run the lower-synapses pass "
                          "(compile with --target lava or loihi)")
+    signed = [n for n in graph.nodes if n.op == "if" and n.attrs.get("signed")]
+    if signed:
+        raise ModelError.at(signed[0], "signed spikes (--neuron signed) are not supported by "
+                            "the lava/loihi targets; compile with --neuron if or lif")
     depth: dict[str, int] = {}
     pops: list[Population] = []
 
@@ -81,6 +94,22 @@ def populations(graph: Graph) -> list[Population]:
     if out.op != "if":
         build(out.name, out, out.name, True)
     return pops
+
+
+def threshold_gain(node: Node) -> Any:
+    """Per-neuron factor (n,) on a population's input, bias and v0 that gives a reset-to-zero
+    population one threshold, max(theta) (an IF neuron is unchanged when all of these scale
+    together); ones for reset by subtraction and for uniform thresholds."""
+    import numpy as np
+
+    n = int(np.prod(node.shape))
+    if node.op != "if" or node.attrs.get("reset", "subtract") != "zero":
+        return np.ones(n)
+    theta = np.broadcast_to(np.asarray(node.params["theta"], np.float64), node.shape)
+    top = float(theta.max())
+    if np.all(theta == top):
+        return np.ones(n)
+    return (top / theta).reshape(n)
 
 
 def spike_theta(graph: Graph, name: str) -> Any:
@@ -131,5 +160,5 @@ def input_currents(graph: Graph, x: Any, fixed: bool) -> dict[str, Any]:
             z = values[feed].reshape(len(values[feed]), -1).astype(np.float64)
             if "i_shift" in pop.node.params:
                 z = z + np.broadcast_to(pop.node.params["i_shift"], pop.node.shape).reshape(-1)
-            out[pop.name] = z
+            out[pop.name] = z * threshold_gain(pop.node)[None, :]
     return out

@@ -23,14 +23,15 @@ def _mode(net: CompiledNetwork) -> str:
 
 
 def lava_trace(net: CompiledNetwork, x: np.ndarray, timesteps: int, raster: bool = False,
-               progress: Any = None) -> tuple[RunResult, Any]:
-    """The RunResult of a Lava run and Lava's raw result (accumulators, counts, rasters)."""
+               progress: Any = None, conv: str = "lava") -> tuple[RunResult, Any]:
+    """The RunResult of a Lava run and Lava's raw result (accumulators, counts, rasters).
+    conv='lava' uses Lava's Conv for synapses that are exactly convolutions, 'dense' never."""
     from snnc.backends.lava.network import run_lava
     from snnc.backends.lava.plan import build_plan
 
     mode = _mode(net)
     x = check_input(net.graph, x)
-    plan = build_plan(net.graph, mode)
+    plan = build_plan(net.graph, mode, conv)
     raw = run_lava(plan, input_currents(net.graph, x, mode == "fixed"), timesteps,
                    raster=raster, progress=progress)
     outputs = raw.acc / (plan.readout_scale * timesteps) + plan.readout_bias[None, :]
@@ -39,8 +40,8 @@ def lava_trace(net: CompiledNetwork, x: np.ndarray, timesteps: int, raster: bool
 
 
 def run_in_lava(net: CompiledNetwork, x: np.ndarray, timesteps: int,
-                progress: Any = None) -> RunResult:
-    return lava_trace(net, x, timesteps, False, progress)[0]
+                progress: Any = None, conv: str = "lava") -> RunResult:
+    return lava_trace(net, x, timesteps, False, progress, conv)[0]
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Comparison:
 
 
 def compare_with_numpy(net: CompiledNetwork, x: np.ndarray, timesteps: int,
-                       progress: Any = None) -> Comparison:
+                       progress: Any = None, conv: str = "lava") -> Comparison:
     """Lava vs NumPy: fixed point (loihi) must agree bit for bit in every layer at every step
     and in the readout; float (lava) must give the same spike counts and outputs within 1e-5
     relative."""
@@ -60,7 +61,7 @@ def compare_with_numpy(net: CompiledNetwork, x: np.ndarray, timesteps: int,
     from snnc.backends.numpy.loihi import simulate_loihi
 
     result, raw = lava_trace(net, x, timesteps, raster=net.target == "loihi",
-                             progress=progress)
+                             progress=progress, conv=conv)
     if net.target == "loihi":
         ref = simulate_loihi(net.graph, x, [timesteps])
         mism = {k: int((raw.rasters[k] != ref.rasters[k]).sum()) for k in ref.rasters}

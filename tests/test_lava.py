@@ -58,7 +58,8 @@ def test_dense_to_if_in_lava_matches_a_hand_raster() -> None:
 
 @pytest.fixture(scope="module")
 def digits_nets(digits_model: Path, digits_calib: Path) -> dict[str, snnc.CompiledNetwork]:
-    return {t: snnc.compile(digits_model, calib=digits_calib, target=t, timesteps=16)
+    return {t: snnc.compile(digits_model, calib=digits_calib, target=t, timesteps=16,
+                            preset="rate-p99.99")
             for t in ("lava", "loihi")}
 
 
@@ -109,8 +110,117 @@ def test_maxpool_and_residual_nets_match_spike_for_spike(
     """VGG-like (spiking max pooling) and ResNet-like (skip connections: DelayDense)."""
     x, _ = digits_test_arrays
     model = Path(__file__).parent / "data" / name
-    fixed = compare_with_numpy(snnc.compile(model, calib=digits_calib, target="loihi"),
+    fixed = compare_with_numpy(snnc.compile(model, calib=digits_calib, target="loihi",
+                                            preset="rate-p99.99"),
                                x[:N], 12)
     assert fixed.agree, fixed.mismatches
-    flt = compare_with_numpy(snnc.compile(model, calib=digits_calib, target="lava"), x[:N], 12)
+    flt = compare_with_numpy(snnc.compile(model, calib=digits_calib, target="lava",
+                                          preset="rate-p99.99"), x[:N], 12)
     assert flt.agree and flt.max_output_diff <= 1e-5, flt.mismatches
+
+
+def _tiny(reset: str) -> object:
+    from snnc.compiler.ir.builder import GraphBuilder
+    from snnc.compiler.passes import lower_synapses, quantize_weights
+
+    b = GraphBuilder((1,))
+    b.add("fc1", "linear", ["x"], weight=[[1.0]], bias=[0.0])
+    b.neuron("if1", "fc1", theta=1.0, v0=0.5)
+    b.add("fc2", "linear", ["if1"], weight=[[0.6]], bias=[0.0])
+    b.neuron("if2", "fc2", theta=1.0, v0=0.5)
+    b.add("fc3", "linear", ["if2"], weight=[[1.0]], bias=[0.0])
+    g = b.graph(stage="snn")
+    g = g.replace([n.with_attrs(reset=reset) if n.op == "if" else n for n in g.nodes])
+    return quantize_weights(lower_synapses(g))
+
+
+def test_stock_lif_in_lava_matches_the_hand_raster() -> None:
+    """Lava's own LIF (reset to zero): input 0.3 theta fires at steps 2, 6, 10 (subtraction:
+    2, 6, 9, see the test above); two samples, progress reported once per sample."""
+    from snnc.backends.lava.network import run_lava
+    from snnc.backends.lava.plan import build_plan
+    from snnc.backends.numpy.loihi import simulate_loihi
+    from snnc.compiler.populations import input_currents
+
+    q = _tiny("zero")
+    x = np.array([[0.3], [0.3]], np.float32)
+    plan = build_plan(q, "fixed")
+    assert [p.kind for p in plan.neurons] == ["lif", "lif"]
+    seen: list[int] = []
+    res = run_lava(plan, input_currents(q, x, True), 10, raster=True, progress=seen.append)
+    assert seen == [1, 1]
+    assert np.flatnonzero(res.rasters["if1"][1, :, 0]).tolist() == [1, 5, 9]
+    ref = simulate_loihi(q, x, [10])
+    for name in ("if1", "if2"):
+        assert np.array_equal(res.rasters[name], ref.rasters[name])
+    assert np.array_equal(res.acc, ref.acc)
+
+
+@pytest.fixture(scope="module")
+def digits_lif(digits_model: Path, digits_calib: Path) -> dict[str, snnc.CompiledNetwork]:
+    """The digits CNN with every neuron reset to zero (as --neuron lif compiles it)."""
+    from snnc.compiler.passes import lower_synapses, quantize_weights
+    from snnc.runtime import CompiledNetwork
+
+    g = snnc.compile(digits_model, calib=digits_calib, timesteps=16, preset="rate-p99.99").graph
+    g = lower_synapses(g.replace([n.with_attrs(reset="zero") if n.op == "if" else n
+                                  for n in g.nodes]))
+    return {"lava": CompiledNetwork(g, "lava"),
+            "loihi": CompiledNetwork(quantize_weights(g), "loihi")}
+
+
+@pytest.mark.parametrize("conv", ["lava", "dense"])
+def test_stock_lif_digits_lava_equals_numpy_bit_exact(
+        conv: str, digits_lif: dict, digits_test_arrays: tuple) -> None:
+    x, _ = digits_test_arrays
+    cmp = compare_with_numpy(digits_lif["loihi"], x[:4], 16, conv=conv)
+    assert cmp.agree, cmp.mismatches
+    assert sum(cmp.lava.spikes.values()).sum() > 200
+
+
+def test_stock_lif_float_lava_equals_float_numpy(digits_lif: dict,
+                                                 digits_test_arrays: tuple) -> None:
+    x, _ = digits_test_arrays
+    cmp = compare_with_numpy(digits_lif["lava"], x[:4], 16)
+    assert cmp.agree and cmp.max_output_diff <= 1e-5, cmp.mismatches
+
+
+def _pool_plan() -> tuple[object, object]:
+    from snnc.backends.lava.plan import build_plan
+    from snnc.compiler.ir.builder import GraphBuilder
+    from snnc.compiler.passes import lower_synapses, quantize_weights
+
+    conv = {"strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1], "groups": 1}
+    b = GraphBuilder((1, 4, 4))
+    b.add("c1", "conv", ["x"], conv, weight=np.ones((2, 1, 1, 1)), bias=[0, 0])
+    b.neuron("if1", "c1", theta=1.0)
+    b.add("mp", "maxpool", ["if1"], {"kernel": [2, 2], "strides": [2, 2], "pads": [0] * 4,
+                                     "dilations": [1, 1], "ceil_mode": 0})
+    b.add("fl", "flatten", ["mp"])
+    b.add("fc", "linear", ["fl"], weight=np.ones((2, 8)), bias=[0, 0])
+    q = quantize_weights(lower_synapses(b.graph(stage="snn")))
+    return q, build_plan(q, "fixed")
+
+
+@pytest.mark.parametrize("broken", ["run", "build"])
+def test_a_failing_lava_worker_is_reported_not_hung(broken: str) -> None:
+    """A process parameter that fails inside Lava's worker (an out-of-range pooling index
+    while running, a bias of the wrong size while building): BackendError naming the
+    process, every worker ended."""
+    import dataclasses
+    import multiprocessing
+
+    from snnc.backends.lava.network import BackendError, run_lava
+    from snnc.compiler.populations import input_currents
+
+    q, plan = _pool_plan()
+    name, key = ("mp", "index") if broken == "run" else ("if1", "bias_mant")
+    spec = plan.proc(name)
+    bad = spec.params[key] + 1000 if broken == "run" else np.zeros(3, np.int64)
+    procs = tuple(dataclasses.replace(p, params={**p.params, key: bad}) if p is spec else p
+                  for p in plan.procs)
+    x = np.random.default_rng(0).uniform(0, 1, (2, 1, 4, 4)).astype(np.float32)
+    why = "IndexError" if broken == "run" else "ValueError"
+    with pytest.raises(BackendError, match=f"process {name} .*{why}"):
+        run_lava(dataclasses.replace(plan, procs=procs), input_currents(q, x, True), 5)
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]

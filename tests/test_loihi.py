@@ -126,8 +126,8 @@ def test_quantized_accuracy_within_one_point_of_float(model: str, digits_calib: 
                                                       digits_test_arrays: tuple) -> None:
     path = DATA / model if "/" not in model else Path(__file__).parents[1] / model
     x, y = digits_test_arrays
-    fl = snnc.compile(path, calib=digits_calib, target="numpy").run(x, 32)
-    lo = snnc.compile(path, calib=digits_calib, target="loihi").run(x, 32)
+    fl = snnc.compile(path, calib=digits_calib, target="numpy", preset="rate-p99.99").run(x, 32)
+    lo = snnc.compile(path, calib=digits_calib, target="loihi", preset="rate-p99.99").run(x, 32)
     assert abs(lo.accuracy(y) - fl.accuracy(y)) <= 0.01
     assert lo.accuracy(y) > 0.95
 
@@ -160,12 +160,13 @@ def test_lava_missing_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> N
 def test_quantized_accuracy_maxpool_and_residual(name: str, digits_calib: Path,
                                                  digits_test_arrays: tuple) -> None:
     x, y = digits_test_arrays
-    fl = snnc.compile(DATA / name, calib=digits_calib).run(x, 32)
-    lo = snnc.compile(DATA / name, calib=digits_calib, target="loihi").run(x, 32)
+    fl = snnc.compile(DATA / name, calib=digits_calib, preset="rate-p99.99").run(x, 32)
+    lo = snnc.compile(DATA / name, calib=digits_calib, target="loihi",
+                      preset="rate-p99.99").run(x, 32)
     assert abs(lo.accuracy(y) - fl.accuracy(y)) <= 0.01 and lo.accuracy(y) > 0.95
 
 
-def test_skip_connections_get_delays_and_quiet_tails() -> None:
+def test_skip_connections_get_delays_and_restart_at_their_depth() -> None:
     """if1 -> if2 -> if3 plus a skip if1 -> if3: the skip needs delay 2 to line up."""
     b = GraphBuilder((3,))
     b.add("fc1", "linear", ["x"], weight=np.eye(3), bias=np.zeros(3))
@@ -180,7 +181,7 @@ def test_skip_connections_get_delays_and_quiet_tails() -> None:
     pops = {p.name: p for p in populations(g)}
     assert {s.source: s.delay for s in pops["if3"].synapses} == {"if2": 1, "if1": 2}
     plan = build_plan(g, "float")
-    assert plan.proc("if1").params["quiet"] == 2 and plan.proc("if2").params["quiet"] == 1
+    assert [plan.proc(f"if{k}").depth for k in (1, 2, 3)] == [1, 2, 3]  # restart steps
     assert sorted(p.params["delay"] for p in plan.procs if p.kind == "dense") == [1, 1, 1, 2]
     x = np.random.default_rng(2).uniform(0, 1, (8, 3)).astype(np.float32)
     lo = simulate_loihi(quantize_weights(g), x, [20])
@@ -201,3 +202,88 @@ def test_cli_backend_lava_without_lava_says_what_to_install(
     assert main(["run", str(out), "--data", str(digits_calib), "--backend", "lava"]) == 2
     assert "lava-nc==0.10.0" in capsys.readouterr().err
     assert main(["run", str(out), "--data", str(digits_calib), "--timesteps", "4"]) == 0
+
+
+def reset_zero(graph: object) -> object:
+    """The same SNN with every IF neuron reset to zero (what --neuron lif produces)."""
+    return graph.replace([n.with_attrs(reset="zero") if n.op == "if" else n
+                          for n in graph.nodes])
+
+
+def test_reset_to_zero_matches_a_hand_computed_raster() -> None:
+    """Input 0.3 theta, v0 = 0.5 theta, vth = 2048: subtraction keeps the residue, the stock
+    LIF (spike on v > vth, v = 0) drops it and fires every 4th step after the first."""
+    b = GraphBuilder((1,))
+    b.add("fc1", "linear", ["x"], weight=[[1.0]], bias=[0.0])
+    b.neuron("if1", "fc1", theta=1.0, v0=0.5)
+    b.add("fc2", "linear", ["if1"], weight=[[1.0]], bias=[0.0])
+    x = np.array([[0.3]], np.float32)
+    sub = simulate_loihi(quantize_weights(lower_synapses(b.graph(stage="snn"))), x, [10])
+    zero_graph = quantize_weights(lower_synapses(reset_zero(b.graph(stage="snn"))))
+    zero = simulate_loihi(zero_graph, x, [10])
+    assert zero_graph.node("if1").params["q_v0"][0] == 1024 * 64  # whole weight units
+    # v (in units of 64): 1638, 2252 -> spike, 0 + 614 ... subtract: residue 204 carries on
+    assert np.flatnonzero(sub.rasters["if1"][0, :, 0]).tolist() == [1, 5, 8]
+    assert np.flatnonzero(zero.rasters["if1"][0, :, 0]).tolist() == [1, 5, 9]
+    v, spikes = 0, []
+    for t in range(10):
+        v += 614 * 64 + (1024 * 64 if t == 0 else 0)
+        spikes.append(v > 2048 * 64)
+        v = 0 if spikes[-1] else v
+    assert zero.rasters["if1"][0, :, 0].tolist() == spikes
+
+
+def test_reset_to_zero_gets_one_threshold_per_population() -> None:
+    """Per-channel thresholds: the stock LIF has one vth, so weights, bias and v0 of each
+    neuron are scaled by max(theta) / theta; the network stays close to the float one."""
+    conv = {"strides": [1, 1], "pads": [1, 1, 1, 1], "dilations": [1, 1], "groups": 1}
+    rng = np.random.default_rng(5)
+    b = GraphBuilder((1, 4, 4))
+    b.add("c1", "conv", ["x"], conv, weight=rng.uniform(0, 1, (2, 1, 3, 3)), bias=[0, 0.1])
+    b.neuron("if1", "c1", theta=np.array([1.0, 2.0]).reshape(2, 1, 1), v0=0.5)
+    b.add("c2", "conv", ["if1"], conv, weight=rng.normal(0, 0.5, (3, 2, 3, 3)),
+          bias=[0.05, 0, -0.05])
+    b.neuron("if2", "c2", theta=np.array([1.5, 0.5, 1.0]).reshape(3, 1, 1), v0=0.25)
+    b.add("fl", "flatten", ["if2"])
+    b.add("fc", "linear", ["fl"], weight=rng.normal(0, 0.3, (2, 48)), bias=[0, 0])
+    g = lower_synapses(reset_zero(b.graph(stage="snn")))
+    q = quantize_weights(g)
+    for name in ("if1", "if2"):
+        assert len(set(q.node(name).params["q_vth"].tolist())) == 1
+        assert np.all(q.node(name).params["q_v0"] % 64 == 0)
+    x = rng.uniform(0, 1, (16, 1, 4, 4)).astype(np.float32)
+    fl, lo = simulate(g, x, [64]), simulate_loihi(q, x, [64])
+    for name in ("if1", "if2"):
+        assert abs(lo.spikes[name].sum() / fl.spikes[name].sum() - 1) < 0.03, name
+    np.testing.assert_allclose(lo.outputs[0], fl.outputs[0], atol=0.15)
+
+
+def test_signed_neurons_are_refused_for_loihi() -> None:
+    g = tiny_chain()
+    g = g.replace([n.with_attrs(signed=True) if n.name == "if2" else n for n in g.nodes])
+    with pytest.raises(ModelError, match="if2.*--neuron if or lif"):
+        quantize_weights(lower_synapses(g))
+
+
+def test_conv_windows_compose_and_are_verified(digits_model: Path,
+                                               digits_calib: Path) -> None:
+    """conv -> one 3x3 window; avgpool 2x2/2 then conv 3x3 -> one 6x6 window, stride 2, pad 2;
+    the readout (flatten + linear) is no window. kernel_of accepts only exact convolutions."""
+    from snnc.compiler.conv_window import kernel_of
+
+    q = snnc.compile(digits_model, calib=digits_calib, target="loihi", preset="rate-p99.99").graph
+    syns = [n for n in q.nodes if "synapse_from" in n.meta]
+    windows = [n.meta.get("window") for n in syns]
+    assert [w and (w["kernel"], w["strides"], w["pads"]) for w in windows] == [
+        ([3, 3], [1, 1], [1, 1]), ([6, 6], [2, 2], [2, 2]), None]
+    for syn, w in zip(syns[:2], windows[:2], strict=True):
+        kernel = kernel_of(syn.params["q_weight"], w)
+        assert kernel is not None and kernel.shape[2:] == tuple(w["kernel"])
+        broken = syn.params["q_weight"].copy()
+        broken[0, -1] += 2  # one synapse that no kernel explains
+        assert kernel_of(broken, w) is None
+    kinds = {c: [p.kind for p in build_plan(q, "fixed", conv=c).procs
+                 if p.kind in ("dense", "conv")] for c in ("lava", "dense")}
+    assert kinds == {"lava": ["conv", "conv", "dense"], "dense": ["dense"] * 3}
+    conv = next(p for p in build_plan(q, "fixed").procs if p.kind == "conv")
+    assert conv.params["weight"].shape == (32, 3, 3, 16)  # Lava: (C_out, kW, kH, C_in)

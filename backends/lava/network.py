@@ -1,15 +1,14 @@
 """Instantiate a Plan as Lava processes and run it in Lava's CPU simulation (Loihi2SimCfg).
 
-A batch of N samples runs as one Lava run of N * (T + lag) steps; the neuron processes reset
-themselves between samples and switch each population's bias on at the step its input starts
-to arrive (its depth), so every sample lines up with the delay-free reference simulator
+A batch of N samples runs in one Lava runtime, one run of T + lag steps per sample (so a
+progress bar can move per sample); every population restarts at the local step its input
+starts to arrive (its depth), so each sample lines up with the delay-free reference simulator
 (compiler/populations.py). Failures inside Lava's worker processes come back as BackendError
-with Lava's message.
+naming the process (runner.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,14 +19,10 @@ from snnc.compiler.errors import SnncError
 
 from . import require_lava
 from .plan import Plan, ProcSpec
+from .runner import BackendError, LavaSession
 
 Progress = Callable[[int], None]
-
-
-class BackendError(SnncError):
-    """Lava failed while building or running the network."""
-
-    exit_code = 70
+__all__ = ["BackendError", "LavaResult", "run_batch", "run_lava"]
 
 
 @dataclass(frozen=True)
@@ -37,32 +32,93 @@ class LavaResult:
     rasters: dict[str, np.ndarray]  # neuron process -> (N, T, n) bool (if recorded)
 
 
-def _make(spec: ProcSpec, plan: Plan, steps: int, window: int,
-          currents: dict[str, np.ndarray], raster: bool) -> Any:
+@dataclass(frozen=True)
+class _Clock:
+    steps: int  # Lava steps per sample
+    window: int  # T
+    samples: int
+
+
+def _synapse(spec: ProcSpec) -> Any:
+    from lava.proc.conv.process import Conv
     from lava.proc.dense.process import DelayDense, Dense
 
-    from .procs.process import IFSub, MaxPoolSpike, Readout
-
     p = spec.params
-    n_samples = len(next(iter(currents.values())))
-    if spec.kind == "dense":
-        extra = {"weight_exp": p["weight_exp"]} if "weight_exp" in p else {}
-        if p.get("delay", 1) > 1:
-            return DelayDense(weights=p["weights"], delays=int(p["delay"]) - 1,
-                              name=spec.name, **extra)
-        return Dense(weights=p["weights"], name=spec.name, **extra)
-    if spec.kind == "maxpool":
-        return MaxPoolSpike(shape=(spec.size,), index=p["index"], n_in=p["n_in"],
-                            steps=steps, quiet=p["quiet"], name=spec.name)
-    if spec.kind == "readout":
-        return Readout(shape=(spec.size,), steps=steps, samples=n_samples, name=spec.name)
+    if spec.kind == "conv":
+        c, h, w = p["in_chw"]
+        return Conv(weight=p["weight"], input_shape=(w, h, c), padding=p["padding"],
+                    stride=p["stride"], name=spec.name)
+    extra = {"weight_exp": p["weight_exp"]} if "weight_exp" in p else {}
+    if p.get("delay", 1) > 1:
+        return DelayDense(weights=p["weights"], delays=int(p["delay"]) - 1, name=spec.name,
+                          **extra)
+    return Dense(weights=p["weights"], name=spec.name, **extra)
+
+
+def _neuron(spec: ProcSpec, clock: _Clock, inputs: np.ndarray | None, raster: bool,
+            fixed: bool) -> tuple[Any, Any]:
+    """(the process whose s_out carries the spikes, the one that records them)."""
+    from lava.proc.lif.process import LIFReset
+
+    from .procs.process import IFSub, LifIO
+
+    p, n = spec.params, (spec.size,)
+    timing = {"depth": spec.depth, "steps": clock.steps, "window": clock.window,
+              "samples": clock.samples, "inputs": inputs, "raster": raster}
     if spec.kind == "if":
-        inputs = currents[spec.name].T if spec.name in plan.input_pops else None
-        return IFSub(shape=(spec.size,), vth=p["vth"], v0=p["v"], bias_mant=p["bias_mant"],
-                     bias_exp=p["bias_exp"], depth=spec.depth, steps=steps, window=window,
-                     samples=n_samples, inputs=inputs, raster=raster, quiet=p["quiet"],
-                     name=spec.name)
-    raise SnncError(f"neuron kind '{spec.kind}' is not supported by the lava backend yet")
+        proc = IFSub(shape=n, vth=p["vth"], v0=p["v"], bias_mant=p["bias_mant"],
+                     bias_exp=p["bias_exp"], name=spec.name, **timing)
+        return proc, proc
+    # Lava's stock LIF: du=4095 (fixed) / 1 (float, a fraction) makes u this step's input
+    # only, dv=0 no leak; LIFReset zeroes u and v at local step `depth` of every sample
+    lif = LIFReset(shape=n, du=4095 if fixed else 1.0, dv=0, vth=p["vth"],
+                   bias_mant=p["bias_mant"], bias_exp=p["bias_exp"],
+                   reset_interval=clock.steps, reset_offset=spec.depth % clock.steps,
+                   name=spec.name)
+    io = LifIO(shape=n, v0=p["v"], name=f"{spec.name}_io", **timing)
+    io.a_out.connect(lif.a_in)
+    lif.s_out.connect(io.s_in)
+    return lif, io
+
+
+def _build(plan: Plan, clock: _Clock, currents: dict[str, np.ndarray], raster: bool
+           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    from .procs.process import MaxPoolSpike, Readout
+
+    fixed = plan.mode == "fixed"
+    procs: dict[str, Any] = {}
+    probes: dict[str, Any] = {}
+    for spec in plan.procs:
+        if spec.kind in ("dense", "conv"):
+            procs[spec.name] = _synapse(spec)
+        elif spec.kind == "maxpool":
+            procs[spec.name] = MaxPoolSpike(
+                shape=(spec.size,), index=spec.params["index"], n_in=spec.params["n_in"],
+                steps=clock.steps, depth=spec.depth, name=spec.name)
+        elif spec.kind == "readout":
+            procs[spec.name] = Readout(shape=(spec.size,), steps=clock.steps,
+                                       depth=spec.depth, samples=clock.samples, name=spec.name)
+        elif spec.kind in ("if", "lif"):
+            inputs = currents[spec.name].T if spec.name in plan.input_pops else None
+            procs[spec.name], probes[spec.name] = _neuron(spec, clock, inputs, raster, fixed)
+        else:
+            raise SnncError(f"process kind '{spec.kind}' is not supported by the lava backend")
+    return procs, probes
+
+
+def _out_port(proc: Any, spec: ProcSpec) -> Any:
+    """Spikes (neurons, pools) or current (synapses), as a flat (n,) vector in CHW order."""
+    if spec.kind == "conv":  # Lava's (W, H, C) -> flat CHW
+        return proc.a_out.transpose([2, 1, 0]).reshape((spec.size,))
+    return proc.a_out if spec.kind == "dense" else proc.s_out
+
+
+def _connect(plan: Plan, procs: dict[str, Any]) -> None:
+    for src, dst in plan.connections:
+        out, spec, proc = _out_port(procs[src], plan.proc(src)), plan.proc(dst), procs[dst]
+        if spec.kind == "conv":  # flat CHW -> Lava's (W, H, C)
+            out = out.reshape(tuple(spec.params["in_chw"])).transpose([2, 1, 0])
+        out.connect(proc.s_in if spec.kind in ("dense", "conv", "maxpool") else proc.a_in)
 
 
 def _unpack(words: np.ndarray, n_samples: int, window: int) -> np.ndarray:
@@ -76,55 +132,47 @@ def _unpack(words: np.ndarray, n_samples: int, window: int) -> np.ndarray:
 
 
 def run_batch(plan: Plan, currents: dict[str, np.ndarray], timesteps: int,
-              raster: bool = False) -> LavaResult:
-    """Run N samples (currents: input-fed population -> (N, n)) in one Lava run."""
+              raster: bool = False, progress: Progress | None = None) -> LavaResult:
+    """Run N samples (currents: input-fed population -> (N, n)) in one Lava runtime."""
     require_lava("--backend lava")
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-
-    n_samples = len(next(iter(currents.values())))
-    steps = int(timesteps) + plan.lag
-    procs = {s.name: _make(s, plan, steps, int(timesteps), currents, raster)
-             for s in plan.procs}
-    for src, dst in plan.connections:
-        out = procs[src].a_out if plan.proc(src).kind == "dense" else procs[src].s_out
-        inp = procs[dst].s_in if plan.proc(dst).kind in ("dense", "maxpool") else \
-            procs[dst].a_in
-        out.connect(inp)
-    root = procs[plan.readout]
-    tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
-    started = False
+    clock = _Clock(int(timesteps) + plan.lag, int(timesteps),
+                   len(next(iter(currents.values()))))
     try:
-        root.run(condition=RunSteps(n_samples * steps), run_cfg=Loihi2SimCfg(select_tag=tag))
-        started = True
-        acc = np.asarray(root.acc.get(), np.float64).T
-        counts = {s.name: np.asarray(procs[s.name].counts.get()).astype(np.int64)
-                  for s in plan.neurons}
-        rasters = {s.name: _unpack(np.asarray(procs[s.name].raster.get()), n_samples,
-                                   int(timesteps)) for s in plan.neurons} if raster else {}
+        procs, probes = _build(plan, clock, currents, raster)
+        _connect(plan, procs)
     except SnncError:
         raise
-    except Exception as exc:  # Lava wraps worker failures; pass its message on
+    except Exception as exc:  # Lava checks shapes and parameters as processes are made
+        raise BackendError(f"Lava refused the network: {type(exc).__name__}: {exc}") from exc
+    root = procs[plan.readout]
+    tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
+    try:
+        with LavaSession(root, tag) as lava:
+            for _ in range(clock.samples):
+                lava.run(clock.steps)
+                if progress is not None:
+                    progress(1)
+            acc = np.asarray(root.acc.get(), np.float64).T
+            counts = {k: np.asarray(p.counts.get()).astype(np.int64) for k, p in probes.items()}
+            rasters = {k: _unpack(np.asarray(p.raster.get()), clock.samples, clock.window)
+                       for k, p in probes.items()} if raster else {}
+    except SnncError:
+        raise
+    except Exception as exc:  # e.g. reading results back
         raise BackendError(f"Lava failed while running the network: "
                            f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        if started or getattr(root, "_runtime", None) is not None:
-            with contextlib.suppress(Exception):
-                root.stop()
     return LavaResult(acc, counts, rasters)
 
 
 def run_lava(plan: Plan, currents: dict[str, np.ndarray], timesteps: int,
              raster: bool = False, batch: int = 32,
              progress: Progress | None = None) -> LavaResult:
-    """All samples, `batch` per Lava run (each run costs a compile of about 0.3 s)."""
+    """All samples, `batch` per Lava runtime (each costs a compile of about 0.3 s)."""
     n = len(next(iter(currents.values())))
     parts = []
     for start in range(0, n, batch):
         chunk = {k: v[start:start + batch] for k, v in currents.items()}
-        parts.append(run_batch(plan, chunk, timesteps, raster))
-        if progress is not None:
-            progress(len(next(iter(chunk.values()))))
+        parts.append(run_batch(plan, chunk, timesteps, raster, progress))
     return LavaResult(np.concatenate([p.acc for p in parts]),
                       {k: np.concatenate([p.counts[k] for p in parts]) for k in parts[0].counts},
                       {k: np.concatenate([p.rasters[k] for p in parts])

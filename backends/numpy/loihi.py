@@ -1,12 +1,16 @@
 """Bit-exact NumPy model of the Loihi 2 network that the Lava backend builds (`fixed_pt`), for a
 whole batch at once. Large evaluations run here and are trustworthy for the chip.
 
-It runs the Lava timeline, Lava step by Lava step (t = 1, 2, ...):
-* an input-fed population (depth 1) gets the direct-encoded input as a bias current from t = 1;
-* a deeper population of depth k gets a(t) = sum_j (W_j @ s_j(t - delay_j)) << weight_exp
-  (Lava's Dense sends what it accumulated the step before) and its bias from t = k on;
-* IF neurons: v = clip(v + (a << 6) + bias, +-(2**23 - 1)); s = v >= vth << 6;
+It runs the Lava timeline, Lava step by Lava step (t = 1, 2, ...). A population of depth k
+starts at t = k (in Lava it restarts there for every sample) and is silent before:
+* an input-fed population (depth 1) gets the direct-encoded input as a bias current;
+* a deeper population gets a(t) = sum_j (W_j @ s_j(t - delay_j)) << weight_exp (Lava's Dense
+  sends what it accumulated the step before) and its bias;
+* IF neurons (reset=subtract): v = clip(v + (a << 6) + bias, +-(2**23 - 1)); s = v >= vth << 6;
   v -= s * (vth << 6)   (see backends/lava/procs/models.py, the same arithmetic);
+* stock LIF neurons (reset=zero, du=4095, dv=0; lava/proc/lif/models.py): v = 0 at t = k, then
+  u = wrap24((a + drive) << 6); v = clip(v + u + bias, +-(2**23 - 1)); s = v > vth << 6;
+  v[s] = 0, where the drive is the input-fed population's input and, at t = k, v0 >> 6;
 * a max-pooling population (same depth as the IF layer it pools, no delay) counts its input
   spikes and spikes when the maximum count in its window grows (compiler/populations.py);
 * the readout sums its input a(t) (int64), and the host decodes acc / (S * T) + bias.
@@ -30,6 +34,7 @@ from snnc.compiler.populations import Population, input_currents, pool_index, po
 
 _SHIFT = 6
 _VMAX = 2**23 - 1
+_UMAX = 2**23
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,48 @@ class LoihiResult:
 
 
 def _bias(pop: Population, static: dict[str, np.ndarray]) -> np.ndarray:
-    if not pop.synapses:
+    if not pop.synapses:  # the input current: a bias (IF) or the LIF's drive, see _Cell
         return np.left_shift(static[pop.name].astype(np.int64), INPUT_BIAS_EXP)
     node = pop.node
     return np.left_shift(node.params["q_bias_mant"].astype(np.int64),
                          int(node.attrs["q_bias_exp"]))[None, :]
+
+
+def _wrap24(u: np.ndarray) -> np.ndarray:
+    """Lava's LIF current wraps once at 24 bits (u > 2**23, or u <= -2**23)."""
+    u = np.where(u > _UMAX, u - 2 * _UMAX, u)
+    return np.where(u <= -_UMAX, u + 2 * _UMAX, u)
+
+
+class _Cell:
+    """One neuron population: v (N, n) and its step, for either reset."""
+
+    def __init__(self, pop: Population, bias: np.ndarray, n: int) -> None:
+        node = pop.node
+        self.zero = pop.reset_zero
+        self.depth = pop.depth
+        self.vth = np.left_shift(node.params["q_vth"].astype(np.int64), _SHIFT)[None, :]
+        self.v0 = np.repeat(node.params["q_v0"].astype(np.int64)[None, :], n, axis=0)
+        self.v = self.v0.copy()
+        self.bias = bias
+        self.drive = np.zeros((1, 1), np.int64)
+        if self.zero and not pop.synapses:  # the LIF gets its input current on a_in
+            self.drive, self.bias = bias >> _SHIFT, np.zeros((1, 1), np.int64)
+
+    def step(self, a: np.ndarray, t: int) -> np.ndarray:
+        if not self.zero:
+            v = np.clip(self.v + np.left_shift(a, _SHIFT) + self.bias, -_VMAX, _VMAX)
+            s = v >= self.vth
+            self.v = v - s * self.vth
+            return s
+        a = a + self.drive
+        if t == self.depth:  # the restart: v = 0, and v0 arrives as input current
+            self.v = np.zeros_like(self.v0)
+            a = a + (self.v0 >> _SHIFT)
+        v = np.clip(self.v + _wrap24(np.left_shift(a, _SHIFT)) + self.bias, -_VMAX, _VMAX)
+        s = v > self.vth
+        self.v = np.where(s, 0, v)
+        return s
 
 
 def simulate_loihi(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int]
@@ -65,11 +107,7 @@ def simulate_loihi(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int]
     lag = readout.depth - 1
     steps = ts[-1] + lag
     static = input_currents(graph, x, fixed=True)
-    bias = {p.name: _bias(p, static) for p in cells}
-    vth = {p.name: np.left_shift(p.node.params["q_vth"].astype(np.int64), _SHIFT)[None, :]
-           for p in cells}
-    v = {p.name: np.repeat(p.node.params["q_v0"].astype(np.int64)[None, :], n, axis=0)
-         for p in cells}
+    state = {p.name: _Cell(p, _bias(p, static), n) for p in cells}
     # history[name][t] = spikes at Lava step t (index 0: before the run, all silent)
     history = {p.name: np.zeros((steps + 1, n, p.size), bool) for p in pops if not p.readout}
     acc = np.zeros((n, readout.size), np.int64)
@@ -79,16 +117,13 @@ def simulate_loihi(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int]
     order = [p for p in pops if not p.readout]
     for t in range(1, steps + 1):
         for p in order:
+            if t < p.depth:
+                continue
             if p.name in pools:
                 history[p.name][t] = pools[p.name].step(history[p.pool_of][t])
                 continue
-            a = _synaptic_input(p, history, weights, t, n)
-            b = bias[p.name] if t >= p.depth else 0
-            vp = np.clip(v[p.name] + np.left_shift(a, _SHIFT) + b, -_VMAX, _VMAX)
-            s = vp >= vth[p.name]
-            vp -= s * vth[p.name]
-            v[p.name] = vp
-            history[p.name][t] = s
+            history[p.name][t] = state[p.name].step(
+                _synaptic_input(p, history, weights, t, n), t)
         acc += _synaptic_input(readout, history, weights, t, n)
         acc_at[t] = acc
     return _decode(graph, readout, cells, ts, history, acc_at, lag)

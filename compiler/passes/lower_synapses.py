@@ -7,10 +7,12 @@ spikes of the IF nodes upstream (through conv, pooling, add, concat, flatten, ..
     z_P = sum_j W_j @ flat(out_j) + b,   W_j = d z_P / d out_j   (found by probing with unit inputs)
 
 Each source j becomes `flatten -> linear(W_j)`; several sources are summed with `add`; a reshape
-restores P's shape. Populations fed only by the graph input keep their (static, direct-encoded)
-subgraph. Max pooling is not linear: a maxpool that reads an IF node directly stays, as a
-population of its own (it emits binary spikes, see compiler/populations.py); any other is
-refused.
+restores P's shape. Where the ops from j to P amount to one sliding window (convs and average
+pools), its geometry goes in the linear node's meta['window'] (compiler/conv_window.py), so a
+backend may use a convolution instead of the dense matrix. Populations fed only by the graph
+input keep their (static, direct-encoded) subgraph. Max pooling is not linear: a maxpool that
+reads an IF node directly stays, as a population of its own (it emits binary spikes, see
+compiler/populations.py); any other is refused.
 
 Before:  %relu2 = if(%conv2);  %avgpool1 = avgpool(%relu2);  %conv3 = conv(%avgpool1)
          %relu3 = if(%conv3)
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..conv_window import window_of
 from ..errors import ModelError, ResourceError
 from ..ir.graph import Graph, Node
 from ..ops import opdef
@@ -79,7 +82,7 @@ def _matrices(graph: Graph, target: Node, cone: list[Node], sources: list[str]
 
 
 def _synapse_nodes(target: Node, graph: Graph, sources: list[str], weights: list[np.ndarray],
-                   bias: np.ndarray) -> tuple[list[Node], str]:
+                   bias: np.ndarray, cone: list[Node]) -> tuple[list[Node], str]:
     n_out = bias.size
     nodes: list[Node] = []
     terms = []
@@ -89,8 +92,12 @@ def _synapse_nodes(target: Node, graph: Graph, sources: list[str], weights: list
         nodes.append(Node(flat, "flatten", (s,), shape=(int(np.prod(src.shape)),)))
         b = bias if k == 0 else np.zeros_like(bias)
         syn = f"{target.name}_syn{k}"
+        meta: dict = {"synapse_from": s}
+        window = window_of(graph, cone, s, target.inputs[0])
+        if window is not None:
+            meta["window"] = window
         nodes.append(Node(syn, "linear", (flat,), params={"weight": w, "bias": b},
-                          shape=(n_out,), source=target.source, meta={"synapse_from": s}))
+                          shape=(n_out,), source=target.source, meta=meta))
         terms.append(syn)
     last = terms[0]
     if len(terms) > 1:
@@ -127,7 +134,7 @@ def lower_synapses(graph: Graph) -> Graph:
                                     "first spiking layer")
             continue  # direct-encoded: stays a static current
         weights, bias = _matrices(graph, target, cone, sources)
-        nodes, last = _synapse_nodes(target, graph, sources, weights, bias)
+        nodes, last = _synapse_nodes(target, graph, sources, weights, bias, cone)
         new_nodes[target.name] = nodes
         inputs[target.name] = last
     result: list[Node] = []

@@ -17,6 +17,9 @@ within the 24-bit state.
 Populations fed by the network input take it as a bias current: S = 2048 / max(theta), bias
 exponent 6 (the current in weight units), mantissa clipped to +-4095 (two thresholds).
 The readout (graph output) keeps its float bias (added by the host) and scale S = alpha.
+Reset-to-zero populations (Lava's stock LIF) need one threshold: their weights, bias and v0
+are first multiplied per neuron by max(theta) / theta (`threshold_gain`), and v0 is rounded to
+whole weight units (v0 = 64 * round(S * v0)), since it enters as input current at the restart.
 Each population records its relative errors in `meta['quant']`.
 
 Before:  %relu2_syn0 = linear[1024->2048](...);  %relu2 = if[theta=4.674, v0=2.337](...)
@@ -32,7 +35,7 @@ import numpy as np
 
 from ..errors import ModelError, ResourceError
 from ..ir.graph import Graph, Node
-from ..populations import Population, populations, spike_theta
+from ..populations import Population, populations, spike_theta, threshold_gain
 
 NAME = "quantize-weights"
 VTH_MAX = 2**17 - 1
@@ -88,16 +91,22 @@ def _bias_format(b_units: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _neuron_params(node: Node, scale: float, bias: np.ndarray) -> tuple[dict, dict, dict]:
+    """`bias` already carries the threshold gain; theta and v0 get it here."""
     n = int(np.prod(node.shape))
     theta = _full(node.params["theta"], node.shape)
+    if node.attrs.get("reset") == "zero":  # theta * threshold_gain, exactly one value
+        theta = np.full_like(theta, theta.max())
     vth = np.rint(scale * theta)
     if vth.max() > VTH_MAX or vth.min() < 1:
         raise ResourceError(f"{node.origin}: threshold {vth.max():.0f} does not fit Loihi's "
                             f"17-bit range [1, {VTH_MAX}] at scale {scale:.4g}")
-    v0 = _full(node.params["v0"], node.shape)
+    v0 = _full(node.params["v0"], node.shape) * threshold_gain(node)
+    # stock LIF: v0 enters as one step's input current (whole weight units, << 6)
+    q_v0 = 64 * np.rint(scale * v0) if node.attrs.get("reset") == "zero" else \
+        np.rint(64 * scale * v0)
     mant, bexp = _bias_format(64 * scale * bias)
     params = {"q_vth": vth.astype(np.int32).reshape(n),
-              "q_v0": np.rint(64 * scale * v0).astype(np.int32).reshape(n),
+              "q_v0": q_v0.astype(np.int32).reshape(n),
               "q_bias_mant": mant.reshape(n)}
     errors = {"theta_rel_err": _rel(vth / scale - theta, theta),
               "bias_rel_err": _rel((mant.astype(np.float64) * 2**bexp) / (64 * scale) - bias,
@@ -119,15 +128,17 @@ def _quantize(graph: Graph, pop: Population, out: dict[str, Node]) -> None:
         if pop.readout:
             raise ModelError.at(node, "the output reads the network input directly")
         scale = INPUT_VTH / float(np.max(node.params["theta"]))
-        params, attrs, errors = _neuron_params(node, scale, _extra_bias(node))
+        params, attrs, errors = _neuron_params(node, scale,
+                                               _extra_bias(node) * threshold_gain(node))
         out[node.name] = node.with_params(**params).with_attrs(
             **attrs, q_input_scale=scale).replace(meta={**node.meta, "quant": errors})
         return
+    gain = threshold_gain(node)[:, None]
     folded = []
     for syn in pop.synapses:
         src = graph.node(syn.source)
         theta = _full(spike_theta(graph, syn.source), src.shape)
-        folded.append(syn.node.params["weight"].astype(np.float64) * theta[None, :])
+        folded.append(syn.node.params["weight"].astype(np.float64) * theta[None, :] * gain)
     alpha, pct = _best_alpha(folded)
     mants = [mantissa(alpha * w) for w in folded]
     row_sum = sum(np.abs(m).sum(axis=1) for m in mants)
@@ -135,7 +146,8 @@ def _quantize(graph: Graph, pop: Population, out: dict[str, Node]) -> None:
     exp = 0
     if not pop.readout:
         theta_max = float(np.max(node.params["theta"]))
-        bias_max = float(np.abs(pop.synapses[0].node.params["bias"]).max(initial=0.0))
+        bias_max = float(np.abs(pop.synapses[0].node.params["bias"] * gain[:, 0]).max(
+            initial=0.0))
         # v must hold theta (from v0 and residue) + theta + a step's input + bias unsaturated
         peak_v = 64 * alpha * (2 * theta_max + bias_max) + peak_in
         while (exp < WEIGHT_EXP_MAX and round(alpha * 2 ** (exp + 1) * theta_max) <= VTH_MAX
@@ -158,7 +170,8 @@ def _quantize(graph: Graph, pop: Population, out: dict[str, Node]) -> None:
             out[syn.node.name] = out[syn.node.name].with_attrs(q_scale=scale)
         out[node.name + "\0readout"] = node.replace(meta={**node.meta, "quant": quant})
         return
-    bias = pop.synapses[0].node.params["bias"].astype(np.float64) + _extra_bias(node)
+    bias = (pop.synapses[0].node.params["bias"].astype(np.float64) + _extra_bias(node)) * \
+        gain[:, 0]
     params, attrs, errors = _neuron_params(node, scale, bias)
     out[node.name] = node.with_params(**params).with_attrs(**attrs).replace(
         meta={**node.meta, "quant": {**quant, **errors}})
@@ -186,7 +199,7 @@ def quant_report(graph: Graph) -> list[tuple[str, dict[str, Any]]]:
 def input_current(node: Node, z: np.ndarray) -> np.ndarray:
     """The bias mantissa (exponent INPUT_BIAS_EXP) that injects the direct-encoded input current
     z (N, *shape) into an input-fed population: round(S * (z + i_shift)), clipped to 13 bits."""
-    scale = float(node.attrs["q_input_scale"])
+    scale = float(node.attrs["q_input_scale"]) * threshold_gain(node)[None, :]
     z = np.asarray(z, np.float64).reshape(len(z), -1) + _extra_bias(node)[None, :]
     return np.clip(np.rint(scale * z), -BIAS_MANT_MAX, BIAS_MANT_MAX).astype(np.int32)
 

@@ -1,4 +1,4 @@
-"""ProcessModels for IFSub and Readout: `floating_pt` and bit-accurate `fixed_pt`. The fixed-point
+"""ProcessModels for snnc's processes: `floating_pt` and bit-accurate `fixed_pt`. The fixed-point
 arithmetic is the one snnc's NumPy `loihi` mode implements (backends/numpy/loihi.py)."""
 
 from __future__ import annotations
@@ -11,42 +11,41 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from snnc.backends.lava.procs.process import WORD_BITS, IFSub, MaxPoolSpike, Readout
+from snnc.backends.lava.procs.process import WORD_BITS, IFSub, LifIO, MaxPoolSpike, Readout
 
 _SHIFT = 6  # Loihi MSB-aligns synaptic input and threshold by 6 bits
 _VMAX = 2**23 - 1  # 24-bit signed membrane state, saturating
 
 
-class _IFBase(PyLoihiProcessModel):
-    """The per-sample bookkeeping shared by both models; subclasses do one step's arithmetic."""
+class _Neuron(PyLoihiProcessModel):
+    """Per-sample bookkeeping shared by IFSub and LifIO: the clock (timing = depth, steps,
+    window, input-fed) and the spike counts and raster of the window [depth, depth+window)."""
 
     def _clock(self) -> tuple[int, int]:
         steps = int(self.timing[1])
         return (self.time_step - 1) // steps, (self.time_step - 1) % steps + 1
 
-    def _bias(self, sample: int, local: int) -> np.ndarray:
-        depth, from_inputs = int(self.timing[0]), int(self.timing[3])
-        if local < depth:
-            return np.zeros(self.v.shape)
-        mant = self.inputs[:, sample] if from_inputs else self.bias_mant
-        return self.shift_bias(mant)
+    def _record(self, sample: int, local: int, s: np.ndarray) -> None:
+        depth, _, window, _ = (int(t) for t in self.timing)
+        j = local - depth
+        if not 0 <= j < window:
+            return
+        self.counts[sample] += int(s.sum())
+        if self.raster.shape[0] == s.size:
+            col = sample * -(-window // WORD_BITS) + j // WORD_BITS
+            self.raster[:, col] += s.astype(self.raster.dtype) << (j % WORD_BITS)
+
+
+class _IFBase(_Neuron):
+    """IFSub; subclasses do one step's arithmetic."""
 
     def run_spk(self) -> None:
         sample, local = self._clock()
-        if local == 1:
+        if local == int(self.timing[0]):  # the sample reaches this population: restart
             self.v[:] = self.v0
-        a = self.a_in.recv()
-        s = self.step(a, self._bias(sample, local))
-        depth, steps, window, _, quiet = (int(t) for t in self.timing)
-        j = local - depth
-        if 0 <= j < window:
-            self.counts[sample] += int(s.sum())
-            if self.raster.shape[0] == s.size:
-                words = -(-window // WORD_BITS)
-                col = sample * words + j // WORD_BITS
-                self.raster[:, col] += s.astype(self.raster.dtype) << (j % WORD_BITS)
-        if local > steps - quiet:  # would arrive in the next sample
-            s = np.zeros_like(s)
+        mant = self.inputs[:, sample] if int(self.timing[3]) else self.bias_mant
+        s = self.step(self.a_in.recv(), self.shift_bias(mant))
+        self._record(sample, local, s)
         self.s_out.send(s.astype(self.s_out_dtype))
 
 
@@ -107,10 +106,54 @@ class PyIFSubFixed(_IFBase):
         return s
 
 
+class _LifIOBase(_Neuron):
+    """LifIO: send the LIF's drive for this step, then read the spikes it made with it."""
+
+    def run_spk(self) -> None:
+        sample, local = self._clock()
+        drive = np.zeros(self.v0.shape, self.a_out_dtype)
+        if int(self.timing[3]):
+            drive += self.inputs[:, sample]
+        if local == int(self.timing[0]):  # LIFReset zeroes v at this step; add v0
+            drive += self.v0
+        self.a_out.send(drive)
+        self._record(sample, local, self.s_in.recv().astype(bool))
+
+
+@implements(proc=LifIO, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyLifIOFloat(_LifIOBase):
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    v0: np.ndarray = LavaPyType(np.ndarray, float)
+    timing: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    inputs: np.ndarray = LavaPyType(np.ndarray, float)
+    raster: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    counts: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    a_out_dtype = float
+
+
+@implements(proc=LifIO, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyLifIOFixed(_LifIOBase):
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    v0: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    timing: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    inputs: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    raster: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    counts: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    a_out_dtype = np.int32
+
+
 class _ReadoutBase(PyLoihiProcessModel):
     def run_spk(self) -> None:
-        sample = (self.time_step - 1) // int(self.steps[0])
-        self.acc[:, sample] += self.a_in.recv()
+        steps, depth = int(self.steps[0]), int(self.steps[1])
+        a = self.a_in.recv()
+        if (self.time_step - 1) % steps + 1 >= depth:  # earlier: the previous sample's tail
+            self.acc[:, (self.time_step - 1) // steps] += a
 
 
 @implements(proc=Readout, protocol=LoihiProtocol)
@@ -133,9 +176,8 @@ class PyReadoutFixed(_ReadoutBase):
 
 class _MaxPoolBase(PyLoihiProcessModel):
     def run_spk(self) -> None:
-        steps, quiet = int(self.steps[0]), int(self.steps[1])
-        local = (self.time_step - 1) % steps + 1
-        if local == 1:  # a new sample
+        steps, depth = int(self.steps[0]), int(self.steps[1])
+        if (self.time_step - 1) % steps + 1 == depth:  # the sample reaches it: restart
             self.counts[:-1] = 0
             self.best[:] = 0
         self.counts[-1] = -1  # the padding slot never wins
@@ -143,8 +185,6 @@ class _MaxPoolBase(PyLoihiProcessModel):
         best = self.counts[self.index].max(axis=1)
         s = best > self.best
         self.best[:] = best
-        if local > steps - quiet:  # would arrive in the next sample
-            s = np.zeros_like(s)
         self.s_out.send(s.astype(self.s_out_dtype))
 
 

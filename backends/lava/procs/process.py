@@ -1,9 +1,11 @@
-"""Processes (interfaces): an integrate-and-fire neuron with reset by subtraction, and a readout
-that accumulates the output layer's input current. Both are flat (n,) populations.
+"""Processes (interfaces): an integrate-and-fire neuron with reset by subtraction, the host side
+of a stock Lava LIF population, spiking max pooling, and a readout that accumulates the output
+layer's input current. All are flat (n,) populations.
 
-A whole batch of samples runs as one Lava run of N * steps time steps: the processes reset
-themselves at the start of each sample (local step 1), which avoids Lava's slow per-element
-Var.set/get between samples (about 22 us per element on this machine).
+A whole batch of samples runs as one Lava runtime, `steps` time steps per sample: each
+population restarts at local step `depth` (when the sample's first input reaches it), which
+avoids Lava's slow per-element Var.set/get between samples (about 22 us per element here).
+Before its depth a population still finishes the previous sample, so nothing leaks across.
 Local step = (t-1) % steps + 1.
 """
 
@@ -17,22 +19,32 @@ from lava.magma.core.process.variable import Var
 WORD_BITS = 30  # spike raster bits per int32 word
 
 
+def _recording(proc: AbstractProcess, n: int, samples: int, window: int, raster: bool) -> None:
+    """`counts` (N,): spikes per sample in the window [depth, depth + window) of local steps;
+    `raster`: the same window as bits (if asked for)."""
+    words = -(-window // WORD_BITS)
+    proc.raster = Var(shape=(n, samples * words) if raster else (1, 1), init=0)
+    proc.counts = Var(shape=(samples,), init=0)
+
+
+def _inputs(inputs: np.ndarray | None, n: int, samples: int) -> Var:
+    return Var(shape=(n, samples) if inputs is not None else (1, 1),
+               init=inputs if inputs is not None else 0)
+
+
 class IFSub(AbstractProcess):
     """IF neuron, reset by subtraction; one step (fixed_pt; floating_pt drops the shifts):
 
         v = clip(v + (a_in << 6) + bias, +-(2**23 - 1)),  bias = bias_mant << bias_exp
         s = v >= vth << 6;  v -= s * (vth << 6)
 
-    bias is on from local step `depth` (when the first synaptic input arrives); input-fed
-    populations take their bias mantissa per sample from `inputs` (n, N). No spike is sent on
-    a sample's last `quiet` steps (its longest outgoing delay), so nothing crosses into the
-    next sample. `counts` (N,) holds the
-    spikes per sample in the window [depth, depth + window); `raster` the same window as bits."""
+    v = v0 at local step `depth`; input-fed populations take their bias mantissa per sample
+    from `inputs` (n, N)."""
 
     def __init__(self, *, shape: tuple[int], vth: np.ndarray, v0: np.ndarray,
                  bias_mant: np.ndarray, bias_exp: int, depth: int, steps: int, window: int,
                  samples: int, inputs: np.ndarray | None = None, raster: bool = False,
-                 quiet: int = 1, name: str | None = None) -> None:
+                 name: str | None = None) -> None:
         super().__init__(shape=shape, name=name)
         n = shape[0]
         self.a_in = InPort(shape=shape)
@@ -42,36 +54,54 @@ class IFSub(AbstractProcess):
         self.vth = Var(shape=shape, init=vth)
         self.bias_mant = Var(shape=shape, init=bias_mant)
         self.bias_exp = Var(shape=(1,), init=bias_exp)
-        timing = np.array([depth, steps, window, int(inputs is not None), quiet])
-        self.timing = Var(shape=(5,), init=timing)
-        self.inputs = Var(shape=(n, samples) if inputs is not None else (1, 1),
-                          init=inputs if inputs is not None else 0)
-        words = -(-window // WORD_BITS)
-        self.raster = Var(shape=(n, samples * words) if raster else (1, 1), init=0)
-        self.counts = Var(shape=(samples,), init=0)
+        self.timing = Var(shape=(4,), init=np.array([depth, steps, window,
+                                                     int(inputs is not None)]))
+        self.inputs = _inputs(inputs, n, samples)
+        _recording(self, n, samples, window, raster)
+
+
+class LifIO(AbstractProcess):
+    """The host side of a stock Lava LIF population (the neuron itself is lava's LIF, reset
+    to zero by LIFReset at local step `depth`): drives its a_in with v0 (in weight units) at
+    local step `depth` plus, for input-fed populations, the sample's input current from
+    `inputs` (n, N) at every step; and counts the LIF's spikes (s_in)."""
+
+    def __init__(self, *, shape: tuple[int], v0: np.ndarray, depth: int, steps: int,
+                 window: int, samples: int, inputs: np.ndarray | None = None,
+                 raster: bool = False, name: str | None = None) -> None:
+        super().__init__(shape=shape, name=name)
+        n = shape[0]
+        self.a_out = OutPort(shape=shape)
+        self.s_in = InPort(shape=shape)
+        self.v0 = Var(shape=shape, init=v0)
+        self.timing = Var(shape=(4,), init=np.array([depth, steps, window,
+                                                     int(inputs is not None)]))
+        self.inputs = _inputs(inputs, n, samples)
+        _recording(self, n, samples, window, raster)
 
 
 class Readout(AbstractProcess):
-    """Sums its input current over each sample's steps: acc[:, sample] += a_in."""
+    """Sums its input current over each sample's local steps >= depth: acc[:, sample]."""
 
-    def __init__(self, *, shape: tuple[int], steps: int, samples: int,
+    def __init__(self, *, shape: tuple[int], steps: int, depth: int, samples: int,
                  name: str | None = None) -> None:
         super().__init__(shape=shape, name=name)
         self.a_in = InPort(shape=shape)
-        self.steps = Var(shape=(1,), init=steps)
+        self.steps = Var(shape=(2,), init=np.array([steps, depth]))
         self.acc = Var(shape=(shape[0], samples), init=0)
 
 
 class MaxPoolSpike(AbstractProcess):
-    """Spiking max pooling: counts its input spikes (per sample) and spikes when the maximum
-    count in a window grows. `index` (n_out, K) lists each window's inputs, -1 = padding."""
+    """Spiking max pooling: counts its input spikes (from local step `depth`) and spikes when
+    the maximum count in a window grows. `index` (n_out, K) lists each window's inputs,
+    -1 = padding."""
 
     def __init__(self, *, shape: tuple[int], index: np.ndarray, n_in: int, steps: int,
-                 quiet: int = 1, name: str | None = None) -> None:
+                 depth: int, name: str | None = None) -> None:
         super().__init__(shape=shape, name=name)
         self.s_in = InPort(shape=(n_in,))
         self.s_out = OutPort(shape=shape)
         self.index = Var(shape=index.shape, init=index)
         self.counts = Var(shape=(n_in + 1,), init=0)
         self.best = Var(shape=shape, init=0)
-        self.steps = Var(shape=(2,), init=np.array([steps, quiet]))
+        self.steps = Var(shape=(2,), init=np.array([steps, depth]))
