@@ -9,6 +9,8 @@ from typing import Any
 from tqdm import tqdm
 
 
-def progress_bar(total: int, desc: str) -> Any:
+def progress_bar(total: int | None, desc: str, unit: str = "sample") -> Any:
+    """A tqdm bar on stderr; `bar.update(n)` fits the `progress(n)` callbacks of the
+    simulators, Lava runs and calibration (unit "layer" for layer-wise calibration)."""
     quiet = not sys.stderr.isatty() or bool(os.environ.get("CI"))
-    return tqdm(total=total, desc=desc, unit="sample", disable=quiet, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, leave=False)

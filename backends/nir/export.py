@@ -209,6 +209,11 @@ def to_nir(graph: Graph) -> Any:
     nir = _nir()
     if graph.meta.get("stage") != "snn":
         raise UsageError("only a converted (spiking) network can be exported to NIR")
+    signed = [n for n in graph.nodes if n.op == "if" and n.attrs.get("signed")]
+    if signed:
+        raise ModelError.at(signed[0], f"{len(signed)} layer(s) have signed neurons, which "
+                            "NIR's IF node cannot express (no negative spikes); compile with "
+                            "--neuron if (or --target nir, which picks it)")
     unsupported = [n for n in graph.nodes[1:] if n.op not in _MAPPERS and n.op != "add"]
     if unsupported:
         listed = "\n".join(f"  - {n.origin}: {n.op}" for n in unsupported)

@@ -1,0 +1,269 @@
+"""Export a converted network as lava-dl netx HDF5 (`.net`), the file that
+`lava.lib.dl.netx.hdf5.Network(net_config=PATH)` turns into Lava processes.
+
+netx holds a chain of layers with stock CUBA neurons (Lava's LIF):
+
+    /layer/0     input    the first spiking layer. netx drives it through its bias only, so
+                          the host computes the direct-encoded input current: `input_bias`
+    /layer/k     conv     where the synapse matrix is exactly a 2-d convolution (conv.py;
+                          average pooling before it is folded into a strided kernel)
+                 flatten  + dense otherwise (netx flattens in C,H,W order, as snnc does)
+    /layer/last  dense    the readout: a neuron that never fires, with v = this step's
+                          current; output = sum over steps of v / (64 * readout_scale * T)
+
+The integers are the loihi pipeline's (lower-synapses, quantize-weights): 8-bit weight
+mantissas, thresholds and biases in weight units. A layer's weight exponent e moves into its
+threshold and bias (vThMant = vth / 2**e) because netx picks weight exponents itself and
+clips mixed-sign weights to [-256, 254]. Neurons: iDecay 4096 (du = 4095: the current holds
+only this step's input) and vDecay 0 (no leak), i.e. integrate-and-fire.
+
+What netx cannot say comes back as notes (the CLI prints them):
+* netx's neurons reset to zero; snnc's IF subtracts theta;
+* no initial potential: the v0 = theta/2 start (--shift v0) is dropped;
+* biases are on from the first step, while snnc switches each on when the layer's input
+  arrives (every layer delays by one step).
+snnc's own values ride along as HDF5 attributes named snnc_* (netx reads datasets only).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from snnc.compiler.errors import ModelError, UsageError
+from snnc.compiler.fileio import atomic_path
+from snnc.compiler.ir.graph import Graph
+from snnc.compiler.passes.manager import LOWER_SYNAPSES, QUANTIZE_WEIGHTS, run_pipeline
+from snnc.compiler.passes.quantize_weights import BIAS_MANT_MAX, VTH_MAX
+from snnc.compiler.populations import Population, input_currents, populations
+
+from .conv import cone, geometry, grouped, kernel_of
+
+I_DECAY_NONE = 4096  # du = iDecay - 1 = 4095: no current memory
+V_DECAY_NONE = 0  # no voltage leak: integrate-and-fire
+V_DECAY_ALL = 4096  # v forgets its past: the readout's v is this step's current
+RESET_NOTE = ("netx neurons reset to zero after a spike, snnc's IF neurons subtract theta: "
+              "the file holds the network's weights and thresholds faithfully, but Lava runs "
+              "it with reset-to-zero dynamics, which lose the residue above threshold and "
+              "cost accuracy: compile with --neuron lif --shift none for a network tuned to "
+              "them (README: netx)")
+
+
+@dataclass
+class Layer:
+    kind: str  # input | conv | flatten | dense
+    data: dict[str, Any]
+    neuron: dict[str, int] | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class NetxNetwork:
+    layers: list[Layer]
+    attrs: dict[str, Any]
+    notes: list[str]
+
+
+def _h5py() -> Any:
+    try:
+        import h5py
+    except ImportError:
+        raise UsageError("--target netx needs the 'h5py' package: pip install h5py "
+                         "(or pip install 'snnc[netx]'; `make install` installs it)") from None
+    return h5py
+
+
+def _sources(graph: Graph, name: str) -> set[str]:
+    """The spiking layers (or the input) whose values reach `name` through linear ops."""
+    found: set[str] = set()
+    stack = [name]
+    while stack:
+        node = graph.node(stack.pop())
+        if node.op in ("if", "input", "maxpool"):
+            found.add(node.name)
+        else:
+            stack.extend(node.inputs)
+    return found
+
+
+def _check_chain(graph: Graph) -> None:
+    """netx layers form a chain with no pooling: list every layer that breaks that."""
+    bad = []
+    for node in graph.nodes[1:]:
+        if node.op == "if" and (node.attrs.get("signed") or node.attrs.get("levels")):
+            bad.append(f"{node.origin}: a signed or multi-level spiking neuron (netx's CUBA "
+                       "neurons emit one binary spike; compile with --neuron if or lif)")
+        elif node.op in ("maxpool", "global_maxpool"):
+            bad.append(f"{node.origin}: max pooling (netx has no pooling layer; average "
+                       "pooling would be folded into the next layer's weights)")
+        elif len(node.inputs) > 1 and len(set().union(*(_sources(graph, i)
+                                                         for i in node.inputs))) > 1:
+            bad.append(f"{node.origin}: joins the outputs of several layers (a residual "
+                       "connection or concatenation); netx layers form a single chain")
+    if bad:
+        listed = "\n".join(f"  - {b}" for b in bad)
+        raise ModelError(f"{len(bad)} layer(s) cannot be held in a netx file:\n{listed}\n"
+                         "netx holds input, conv, flatten and dense layers in a chain. Export "
+                         "this model with --target nir or --target loihi instead.")
+
+
+def _lowered(graph: Graph) -> Graph:
+    if graph.meta.get("stage") != "snn":
+        raise UsageError("only a converted (spiking) network can be exported to netx")
+    if graph.meta.get("quantized") == "loihi2":
+        return graph
+    _check_chain(graph)
+    return run_pipeline(graph, (LOWER_SYNAPSES, QUANTIZE_WEIGHTS))
+
+
+def _vth(pop: Population, scaled: np.ndarray) -> int:
+    vth = np.unique(np.rint(scaled))
+    if len(vth) != 1:
+        raise ModelError.at(pop.node, "has one threshold per channel, but a netx layer has "
+                            "one threshold (Lava's LIF vth is a scalar): compile without "
+                            "--per-channel")
+    return int(vth[0])
+
+
+def _neuron(vth: int, v_decay: int = V_DECAY_NONE) -> dict[str, int]:
+    return {"iDecay": I_DECAY_NONE, "vDecay": v_decay, "vThMant": vth, "refDelay": 1}
+
+
+def _input_layer(pop: Population) -> Layer:
+    p = pop.node.params
+    return Layer("input", {"shape": np.array(pop.node.shape)}, _neuron(_vth(pop, p["q_vth"])),
+                 {"snnc_layer": pop.name, "snnc_input_scale": float(pop.node.attrs[
+                     "q_input_scale"]), "snnc_v_init": p["q_v0"] / 64.0})
+
+
+def _conv_layer(snn: Graph, pop: Population, weight: np.ndarray, src_shape: tuple[int, ...],
+                bias: np.ndarray) -> dict[str, Any] | None:
+    """The conv datasets if the synapse matrix is a convolution with a per-channel bias."""
+    out = tuple(pop.node.shape)
+    value = snn.output if pop.readout else snn.node(pop.name).inputs[0]
+    g = geometry(cone(snn, value)) if len(out) == 3 and len(src_shape) == 3 else None
+    kernel = None if g is None else kernel_of(weight, src_shape, out, g)
+    per_channel = bias.reshape(out[0], -1)
+    if kernel is None or np.ptp(per_channel, axis=1).any():
+        return None
+    kernel, groups = grouped(kernel)
+    return {"shape": np.array(out), "inChannels": src_shape[0], "outChannels": out[0],
+            "kernelSize": np.array(g.kernel), "stride": np.array(g.stride),
+            "padding": np.array(g.padding), "dilation": np.array(g.dilation),
+            "groups": groups, "weight": kernel.astype(np.int32),
+            "bias": per_channel[:, 0].astype(np.int32)}
+
+
+def _synapse_layers(snn: Graph | None, lowered: Graph, pop: Population, spatial: bool
+                    ) -> list[Layer]:
+    if len(pop.synapses) != 1:
+        raise ModelError.at(pop.node, "reads several layers; netx layers form a chain")
+    syn = pop.synapses[0]
+    weight = syn.node.params["q_weight"].astype(np.int64)
+    exp = int(syn.node.attrs["q_weight_exp"])
+    if pop.readout:  # float bias and scale S: bias in weight units = round(S * b)
+        scale = float(syn.node.attrs["q_scale"])
+        bias = np.rint(scale * syn.node.params["bias"].astype(np.float64))
+        neuron, attrs = _neuron(VTH_MAX, V_DECAY_ALL), {"snnc_readout_scale": scale}
+    else:  # move the weight exponent into threshold and bias (netx rescales weights)
+        p, a = pop.node.params, pop.node.attrs
+        bias = np.rint(p["q_bias_mant"] * 2.0 ** (int(a["q_bias_exp"]) - 6 - exp))
+        neuron = _neuron(_vth(pop, p["q_vth"] / 2.0**exp))
+        attrs = {"snnc_v_init": p["q_v0"] / 64.0 / 2**exp}
+    attrs["snnc_layer"] = pop.name
+    src_shape = tuple(lowered.node(syn.source).shape)
+    conv = None
+    if spatial and snn is not None:
+        conv = _conv_layer(snn, pop, weight, src_shape, bias)
+    if conv is not None:
+        return [Layer("conv", conv, neuron, attrs)]
+    dense = Layer("dense", {"shape": np.array([weight.shape[0]]),
+                            "inFeatures": weight.shape[1], "outFeatures": weight.shape[0],
+                            "weight": weight.astype(np.int32),
+                            "bias": bias.astype(np.int32)}, neuron, attrs)
+    if not spatial:
+        return [dense]
+    return [Layer("flatten", {"shape": np.array([weight.shape[1]])}), dense]
+
+
+def _notes(graph: Graph, layers: list[Layer]) -> list[str]:
+    resets = {n.attrs.get("reset", "subtract") for n in graph.nodes if n.op == "if"}
+    notes = [RESET_NOTE] if resets != {"zero"} else []
+    if any(np.any(layer.attrs.get("snnc_v_init", 0)) for layer in layers):
+        notes.append("netx has no initial membrane potential: the start potentials "
+                     "(--shift v0, or calibrated ones) are dropped and every neuron starts at "
+                     "0; --shift none or input avoids them")
+    if any(np.any(layer.data.get("bias", 0)) for layer in layers):
+        notes.append("netx biases are on from the first step; snnc switches each layer's "
+                     "on when its input arrives (one step later per layer)")
+    if any(np.abs(layer.data.get("bias", 0)).max(initial=0) > BIAS_MANT_MAX
+           for layer in layers):
+        notes.append(f"some biases exceed Loihi's 13-bit bias mantissa (+-{BIAS_MANT_MAX}); "
+                     "Lava's simulation accepts them, the chip would not")
+    notes.append("layer 0 is driven by its bias: per sample, set its bias_mant (exponent 6) "
+                 "to snnc.backends.netx.input_bias(graph, x)")
+    return notes
+
+
+def to_netx(graph: Graph) -> NetxNetwork:
+    """The netx layers of a converted network (an SNN graph, or one compiled for loihi)."""
+    lowered = _lowered(graph)
+    snn = None if graph is lowered else graph
+    pops = populations(lowered)
+    for prev, pop in zip(pops, pops[1:], strict=False):
+        if pop.pool_of is not None or pop.synapses[0].source != prev.name:
+            raise ModelError.at(pop.node, "does not read the layer before it; netx layers "
+                                "form a chain with no pooling")
+    if pops[0].readout or pops[0].synapses:
+        raise ModelError("the network has no spiking layer fed by the input; netx needs one")
+    layers = [_input_layer(pops[0])]
+    for pop in pops[1:]:
+        spatial = layers[-1].kind in ("input", "conv") and len(layers[-1].data["shape"]) == 3
+        layers += _synapse_layers(snn, lowered, pop, spatial)
+    from snnc import __version__
+
+    resets = sorted({n.attrs.get("reset", "subtract") for n in graph.nodes if n.op == "if"})
+    decode = ("output = sum over steps of the last layer's v / (64 * snnc_readout_scale * T)"
+              if pops[-1].readout else "output = spike counts of the last layer")
+    attrs = {"snnc_version": __version__, "snnc_reset": ",".join(resets),
+             "snnc_decode": decode, "snnc_shift": str(graph.meta.get("shift", "")),
+             "snnc_input": "layer 0 bias_mant = snnc.backends.netx.input_bias(graph, x)"}
+    return NetxNetwork(layers, attrs, _notes(graph, layers))
+
+
+def input_bias(graph: Graph, x: np.ndarray) -> np.ndarray:
+    """Per sample, the bias mantissas (exponent 6) that feed the input to layer 0, in Lava's
+    (W, H, C) order for image layers: (N, W, H, C) or (N, F)."""
+    lowered = _lowered(graph)
+    first = populations(lowered)[0]
+    bias = input_currents(lowered, x, fixed=True)[first.name]
+    bias = bias.reshape(len(bias), *first.node.shape)
+    return bias.transpose(0, 3, 2, 1) if bias.ndim == 4 else bias
+
+
+def _write(f: Any, net: NetxNetwork) -> None:
+    root = f.create_group("layer")
+    for i, layer in enumerate(net.layers):
+        group = root.create_group(str(i))
+        group.create_dataset("type", (1,), "S10", [layer.kind.encode()])  # as slayer writes
+        for key, value in layer.data.items():
+            group.create_dataset(key, data=value)
+        if layer.neuron is not None:
+            neuron = group.create_group("neuron")
+            neuron.create_dataset("type", (1,), "S10", [b"CUBA"])
+            for key, value in layer.neuron.items():
+                neuron.create_dataset(key, data=value)
+        group.attrs.update(layer.attrs)
+    f.attrs.update(net.attrs)
+
+
+def write_netx(graph: Graph, path: str | os.PathLike[str]) -> list[str]:
+    """Write the netx file; returns the notes on what netx cannot express."""
+    h5py = _h5py()
+    net = to_netx(graph)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:  # h5py wants a file name
+        _write(f, net)
+    return net.notes
