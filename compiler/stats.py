@@ -74,6 +74,25 @@ class PositiveHistogram:
         return out
 
 
+    def mmse_threshold(self, timesteps: int, phi: float = 0.5,
+                       candidates: int = 200) -> np.ndarray:
+        """Per channel, the theta that minimises the squared error between the positive
+        values x and what T steps of an IF neuron starting at phi*theta deliver for them,
+        theta/T * clip(floor(x*T/theta + phi), 0, T) (Li et al. 2021's threshold search, here
+        over the histogram, for the requested T). 0 where a channel had no positive value."""
+        out = np.zeros(self.counts.shape[0])
+        fractions = np.linspace(1.0 / candidates, 1.0, candidates)[:, None]
+        for ch, counts in enumerate(self.counts):
+            if counts.sum() == 0:
+                continue
+            x = (np.arange(self.bins) + 0.5) * (self.hi[ch] / self.bins)
+            theta = fractions * self.max[ch]
+            q = np.clip(np.floor(x * (timesteps / theta) + phi), 0, timesteps)
+            err = ((x - q * (theta / timesteps)) ** 2 * counts).sum(axis=1)
+            out[ch] = theta[int(np.argmin(err)), 0]
+        return out
+
+
 def _order_statistic(counts: np.ndarray, cum: np.ndarray, width: float, j: int) -> float:
     """The j-th smallest counted value, to within its bin (values spread evenly in a bin)."""
     k = int(np.searchsorted(cum, j, side="right"))

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from snnc.backends.numpy import SimulationResult, simulate
+from snnc.backends.numpy.simulator import Observer
 from snnc.compiler.errors import UsageError
 from snnc.compiler.ir.graph import Graph
 
@@ -49,12 +50,17 @@ class CompiledNetwork:
         return int(self.options.get("timesteps", 32))
 
     def simulate(self, x: np.ndarray, timesteps: Sequence[int], batch_size: int = 256,
-                 progress: Any = None) -> SimulationResult:
+                 progress: Any = None, record: Sequence[str] = (),
+                 observe: Observer | None = None) -> SimulationResult:
         """Outputs at several T in one run (each checkpoint is a prefix of the same run).
-        A `loihi` network runs in the NumPy simulator's bit-exact fixed-point mode."""
+        A `loihi` network runs in the NumPy simulator's bit-exact fixed-point mode.
+        `observe` sees per-neuron spike counts of the `record`ed layers (float mode)."""
         if self.target == "loihi":
+            if record:
+                raise UsageError("per-layer recording runs in the float simulator; compile "
+                                 "with --target numpy to inspect layers")
             return _loihi_numpy(self.graph, x, timesteps, batch_size, progress)
-        return simulate(self.graph, x, timesteps, batch_size, progress)
+        return simulate(self.graph, x, timesteps, batch_size, progress, record, observe)
 
     def run(self, x: np.ndarray, timesteps: int | None = None, batch_size: int = 256,
             progress: Any = None, backend: str = "numpy") -> RunResult:

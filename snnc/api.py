@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from snnc.compiler.errors import UsageError
+from snnc.backends.numpy import simulate
+from snnc.compiler.errors import DataError, UsageError
 from snnc.compiler.ir.graph import Graph
 from snnc.compiler.passes import DEFAULT_PIPELINE, DumpSpec, NormSpec, PassOptions, run_pipeline
-from snnc.compiler.passes.manager import TARGET_PASSES
+from snnc.compiler.passes.manager import SPIKE_OUTPUT, TARGET_PASSES
+from snnc.compiler.passes.recognise_activations import recognise_activations
+from snnc.compiler.tuning import choose, norm_candidates
 from snnc.frontends.onnx import load_onnx
+from snnc.presets import DEFAULT_PRESET, preset_options
 from snnc.runtime import CompiledNetwork, load, load_data
 
-TARGETS = ("numpy", "lava", "loihi", "nir")
+TARGETS = ("numpy", "lava", "loihi", "nir", "netx")
 # targets written as a file of another tool's format, not as an .snn artifact
-EXPORT_SUFFIX = {"nir": ".nir"}
-_LATER: dict[str, str] = {}  # targets announced but not built yet (lava/loihi: issue #3)
+EXPORT_SUFFIX = {"nir": ".nir", "netx": ".net"}  # .net: lava-dl's netx HDF5 files
+_LATER: dict[str, str] = {}
+DECODINGS = ("potential", "spikes")  # targets announced but not built yet (lava/loihi: issue #3)
 
 
 class TargetUnavailableError(UsageError):
@@ -59,19 +65,29 @@ def compile(  # noqa: A001 - the public name users expect
     target: str = "numpy",
     calib: np.ndarray | str | os.PathLike[str] | None = None,
     timesteps: int = 32,
-    norm: str | NormSpec = "percentile:99.99",
+    preset: str = DEFAULT_PRESET,
+    norm: str | NormSpec | None = None,
     per_channel: bool = False,
-    shift: str = "v0",
+    shift: str | None = None,
+    neuron: str | None = None,
+    calibrate: str | None = None,
+    decode: str = "potential",
     input_shape: Sequence[int] | None = None,
     pipeline: Sequence[str] = DEFAULT_PIPELINE,
     dump_ir: str | None = None,
     dump_dir: str | os.PathLike[str] | None = None,
     dump_format: str = "text",
+    progress: Any = None,
 ) -> CompiledNetwork:
-    """Compile an ONNX model (or an imported IR graph) into a spiking network."""
+    """Compile an ONNX model (or an imported IR graph) into a spiking network for `timesteps`
+    steps, with the conversion methods of `preset` (see snnc.presets), each of which an
+    explicit argument overrides. `progress(n)` is told of calibration progress."""
     check_target(target)
     if int(timesteps) < 1:
         raise UsageError(f"--timesteps must be a positive integer, got {timesteps}")
+    chosen = preset_options(preset, {"norm": norm, "shift": shift, "neuron": neuron,
+                                     "calibrate": calibrate})
+    norm = chosen["norm"]
     spec = norm if isinstance(norm, NormSpec) else NormSpec.parse(norm, per_channel)
     dump = None
     if dump_ir:
@@ -80,16 +96,70 @@ def compile(  # noqa: A001 - the public name users expect
         dump = DumpSpec.parse(dump_ir, dump_dir, dump_format)
     graph = model if isinstance(model, Graph) else load_onnx(
         model, tuple(input_shape) if input_shape else None)
-    options = PassOptions(calib=_calib_array(calib), norm=spec, shift=shift,
-                          timesteps=int(timesteps))
-    pipeline = tuple(pipeline) + TARGET_PASSES.get(target, ())  # lava/loihi: synapses, quantization
+    if decode not in DECODINGS:
+        raise UsageError(f"--decode '{decode}' is not one of: {', '.join(DECODINGS)}")
+    calib_x = _calib_array(calib)
+    method = chosen["calibrate"]
+    if calib_x is None and calibrate is None:
+        method = "none"  # a preset's calibration needs data; trained thresholds need none
+    shift, neuron = chosen["shift"], chosen.get("neuron", "if")
+    if neuron == "auto":  # signed neurons where the target can run them
+        neuron = "signed" if target == "numpy" else "if"
+    if neuron == "signed" and target in ("lava", "loihi", "netx"):
+        raise UsageError(f"--neuron signed emits negative spikes, which need graded spikes "
+                         f"that snnc's Lava processes do not model yet; --target {target} "
+                         "supports --neuron if or lif (use --target numpy for signed)")
+    options = PassOptions(calib=calib_x, norm=spec, shift=shift, timesteps=int(timesteps),
+                          neuron=neuron, calibrate=method, simulator=simulate,
+                          progress=progress)
+    pipeline = tuple(pipeline)
+    if decode == "spikes":
+        pipeline = (SPIKE_OUTPUT, *pipeline)
+    tried: list[dict[str, Any]] = []
+    if spec.method == "auto" or method == "auto":  # chosen on the float network
+        # netx holds one threshold per layer (lava-dl's CUBA neurons)
+        options, tried = _tune(graph, pipeline, options, per_channel=target != "netx")
+    pipeline += TARGET_PASSES.get(target, ())  # lava/loihi: synapses, quantization
     snn = run_pipeline(graph, pipeline, options, dump)
     settings: dict[str, Any] = {
-        "timesteps": int(timesteps), "norm": str(spec), "shift": shift,
+        "timesteps": int(timesteps), "preset": preset, "norm": str(options.norm),
+        "shift": shift, "neuron": neuron, "calibrate": options.calibrate, "decode": decode,
         "pipeline": list(pipeline),
         "source": Path(model).name if not isinstance(model, Graph) else graph.meta.get("name"),
     }
+    if tried:
+        settings["tuned"] = tried  # chosen for this T on the calibration data
     return CompiledNetwork(snn, target, settings)
+
+
+def _tune(graph: Graph, pipeline: tuple[str, ...], options: PassOptions,
+          per_channel: bool = True) -> tuple[PassOptions, list[dict[str, Any]]]:
+    """Resolve --norm auto / --calibrate auto by simulating the candidates (compiler.tuning)."""
+    auto_norm = options.norm.method == "auto"
+    if options.calib is None or len(options.calib) == 0:
+        if auto_norm and _needs_data(graph):
+            raise DataError("--norm auto chooses thresholds on calibration data: pass --calib "
+                            "CALIB.npz (or train with Clip activations)")
+        fallback = NormSpec() if auto_norm else options.norm
+        return replace(options, norm=fallback, calibrate="none"), []
+    recognised = recognise_activations(graph)  # QCFS chains count as trained activations
+    norms = norm_candidates(_needs_data(recognised), _has_trained(recognised), per_channel)
+    choice = choose(graph, options, lambda o: run_pipeline(graph, pipeline, o),
+                    options.calib, int(options.timesteps), simulate, auto_norm,
+                    options.calibrate == "auto", norms)
+    tried = [{"candidate": name, "agreement": s.agreement, "error": s.error}
+             for name, s in choice.tried]
+    return choice.options, tried
+
+
+def _has_trained(graph: Graph) -> bool:
+    return any(n.op == "qclip" or (n.op == "clip" and n.attrs.get("max") is not None)
+               for n in graph.nodes)
+
+
+def _needs_data(graph: Graph) -> bool:
+    return any(n.op == "relu" or (n.op == "clip" and n.attrs.get("max") is None)
+               for n in graph.nodes)
 
 
 __all__ = ["TARGETS", "compile", "load"]

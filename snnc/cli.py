@@ -1,11 +1,12 @@
 """The `snnc` command line.
 
-    snnc compile MODEL.onnx [--target numpy|lava|loihi] [-o OUT.snn] [--calib CALIB.npz]
+    snnc compile MODEL.onnx [--target numpy|lava|loihi|nir|netx] [-o OUT.snn] [--calib C.npz]
                  [--timesteps T] [--norm max|percentile:P] [--dump-ir after-all|PASS,...]
                  [--dump-dir DIR]
     snnc MODEL.onnx --target T ...        (same as compile)
     snnc run OUT.snn --data DATA.npz [--timesteps T] [--json FILE]
     snnc eval MODEL.onnx --data TEST.npz --calib CALIB.npz --timesteps 1,2,4,... [--json FILE]
+              [--report DIR]
     snnc inspect MODEL.onnx|OUT.snn [--format text|json|dot]
 """
 
@@ -61,16 +62,36 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def _add_compile_options(p: argparse.ArgumentParser) -> None:
+def _add_compile_options(p: argparse.ArgumentParser, several_presets: bool = False) -> None:
+    from snnc.compiler.passes.calibrate import METHODS
+    from snnc.compiler.passes.convert import NEURONS
+    from snnc.compiler.passes.shift_bias import MODES
+    from snnc.presets import DEFAULT_PRESET, PRESETS
+
     p.add_argument("--calib", metavar="CALIB.npz", help="calibration data (.npz with x) for "
-                   "data-based thresholds; needed for ReLU models")
-    p.add_argument("--norm", default="percentile:99.99", metavar="max|percentile:P",
-                   help="threshold from the max or the P-th percentile of activations "
-                   "(default: percentile:99.99)")
+                   "data-based thresholds and layer-wise calibration; needed for ReLU models")
+    p.add_argument("--preset", default=DEFAULT_PRESET,
+                   metavar="|".join(PRESETS) + (",..." if several_presets else ""),
+                   help=f"a set of conversion methods (default {DEFAULT_PRESET}); the flags "
+                   "below override its parts" + ("; a comma list compares several"
+                                                  if several_presets else ""))
+    p.add_argument("--norm", metavar="mmse|max|percentile:P",
+                   help="thresholds minimising the quantization error at T (mmse), or from "
+                   "the max or P-th percentile of activations")
     p.add_argument("--per-channel", action="store_true", help="one threshold per channel")
-    p.add_argument("--shift", default="v0", choices=("v0", "input", "none"),
-                   help="half-step shift: V(0)=theta/2 (v0, default), theta/(2T) input "
-                   "current per step (input), or none")
+    p.add_argument("--shift", choices=MODES,
+                   help="half-step shift: V(0)=theta/2 (v0), theta/(2T) input current per "
+                   "step (input), the same in the layer bias (bias), or none")
+    p.add_argument("--calibrate", choices=METHODS,
+                   help="layer-by-layer correction for T: per-channel bias, per-neuron "
+                   "initial potential, both, or none")
+    p.add_argument("--neuron", choices=("auto", *NEURONS),
+                   help="if: reset by subtraction; lif: Lava's stock LIF, reset to zero; "
+                   "signed: may emit a negative spike to take back an early one; auto "
+                   "(default): signed for --target numpy, if for the Lava targets")
+    p.add_argument("--decode", default="potential", choices=("potential", "spikes"),
+                   help="output from the last layer's accumulated potential (default) or from "
+                   "spike counts of a spiking last layer")
     p.add_argument("--input-shape", type=_shape, metavar="C,H,W",
                    help="sample shape for models whose input size is dynamic")
 
@@ -86,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="compile an ONNX model to an .snn artifact")
     p.add_argument("model", help="ONNX model file")
-    p.add_argument("--target", default="numpy", help="numpy (default), lava, loihi, or nir "
-                   "(a NIR graph file for other SNN tools)")
+    p.add_argument("--target", default="numpy", help="numpy (default), lava, loihi, nir "
+                   "(a NIR graph file for other SNN tools) or netx (lava-dl's HDF5, .net)")
     p.add_argument("-o", "--output", metavar="OUT.snn", help="artifact path "
                    "(default: MODEL.snn next to the model)")
     p.add_argument("--timesteps", type=_timesteps, default=32, metavar="T",
@@ -113,8 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="ONNX model file")
     p.add_argument("--data", required=True, metavar="TEST.npz", help=".npz with x and y")
     p.add_argument("--timesteps", default="1,2,4,8,16,32,64", metavar="T1,T2,...")
-    _add_compile_options(p)
+    _add_compile_options(p, several_presets=True)
+    p.add_argument("--per-layer", action="store_true", help="also report, per layer and T, "
+                   "the SNN's error against the ANN activation and the firing statistics")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--report", metavar="DIR", help="also write plots (PNG) and a "
+                   "self-contained report.html into DIR")
 
     p = sub.add_parser("inspect", help="print the IR of a model or an artifact")
     p.add_argument("path", help="an ONNX model or an .snn artifact")
@@ -142,8 +167,9 @@ def _write_json(path: str, data: Any) -> None:
 
 
 def _compile_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"norm": args.norm, "per_channel": args.per_channel, "shift": args.shift,
-            "input_shape": args.input_shape}
+    return {"preset": args.preset, "norm": args.norm, "per_channel": args.per_channel,
+            "shift": args.shift, "calibrate": args.calibrate, "neuron": args.neuron,
+            "decode": args.decode, "input_shape": args.input_shape}
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -152,21 +178,36 @@ def cmd_compile(args: argparse.Namespace) -> int:
     snnc.api.check_target(args.target)  # fail before any work
     suffix = snnc.api.EXPORT_SUFFIX.get(args.target, ".snn")
     output = Path(args.output) if args.output else Path(args.model).with_suffix(suffix)
-    net = snnc.compile(args.model, target=args.target, calib=args.calib,
-                       timesteps=args.timesteps, dump_ir=args.dump_ir, dump_dir=args.dump_dir,
-                       dump_format=args.dump_format, **_compile_kwargs(args))
+    from .progress import progress_bar
+
+    with progress_bar(None, "calibrating", unit="layer") as bar:  # only if calibration runs
+        net = snnc.compile(args.model, target=args.target, calib=args.calib,
+                           timesteps=args.timesteps, dump_ir=args.dump_ir,
+                           dump_dir=args.dump_dir, dump_format=args.dump_format,
+                           progress=bar.update, **_compile_kwargs(args))
     if args.target == "nir":
         from snnc.backends.nir import write_nir
 
         write_nir(net.graph, output)
+    elif args.target == "netx":
+        from snnc.backends.netx import write_netx
+
+        for note in write_netx(net.graph, output):  # what netx cannot express
+            print(f"snnc: warning: {note}", file=sys.stderr)
     else:
         net.save(output)
     neurons = sum(int(_prod(n.shape)) for n in net.graph.nodes if n.op == "if")
     layers = sum(1 for n in net.graph.nodes if n.op == "if")
     print(f"compiled {args.model} -> {output}")
     print(f"  target {net.target}, {layers} spiking layers, {neurons} neurons, "
-          f"thresholds: {net.options['norm']}, shift: {net.options['shift']}, "
+          f"preset {net.options['preset']}, thresholds: {net.options['norm']}, "
+          f"shift: {net.options['shift']}, calibration: {net.options['calibrate']}, "
+          f"neurons: {net.options['neuron']}, "
           f"default T={net.default_timesteps}")
+    for row in net.options.get("tuned", []):  # what --norm/--calibrate auto compared
+        print(f"  tried {row['candidate']}: agrees with the ANN on "
+              f"{100 * row['agreement']:.1f}% of calibration samples, output error "
+              f"{row['error']:.3f}")
     _print_loihi_summary(net.graph)
     if args.dump_ir:
         print(f"  IR dumps in {args.dump_dir}")
@@ -248,11 +289,17 @@ def _run_compare(args: argparse.Namespace, net: Any, x: Any) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, format_table
 
+    options = _compile_kwargs(args)
+    presets = [p.strip() for p in options.pop("preset").split(",") if p.strip()]
     report = evaluate(args.model, args.data, _ints(args.timesteps), calib=args.calib,
-                      **_compile_kwargs(args))
+                      presets=presets, per_layer=args.per_layer, **options)
     print(format_table(report))
     if args.json:
         _write_json(args.json, report)
+    if args.report:
+        from .report import write_report
+
+        print(f"report: {write_report(report, args.report)}")
     return 0
 
 

@@ -29,7 +29,7 @@ HEAD_AT = len(artifact.MAGIC) + 8  # where the JSON header starts
 @pytest.fixture(scope="module")
 def digits_net() -> CompiledNetwork:
     calib = np.load(DIGITS / "calib.npz")["x"]
-    return snnc.compile(DIGITS / "model.onnx", calib=calib, timesteps=24)
+    return snnc.compile(DIGITS / "model.onnx", calib=calib, timesteps=24, preset="rate-p99.99")
 
 
 def mixed_graph() -> Graph:
@@ -148,7 +148,8 @@ def test_uncommon_graph_round_trip(tmp_path: Path) -> None:
 def test_writing_is_deterministic(tmp_path: Path) -> None:
     calib = np.load(DIGITS / "calib.npz")["x"]
     for k in (1, 2):
-        snnc.compile(DIGITS / "model.onnx", calib=calib).save(tmp_path / f"{k}.snn")
+        snnc.compile(DIGITS / "model.onnx", calib=calib,
+                     preset="rate-p99.99").save(tmp_path / f"{k}.snn")
     assert (tmp_path / "1.snn").read_bytes() == (tmp_path / "2.snn").read_bytes()
     assert write(tmp_path / "a.snn", mixed_graph()) == write(tmp_path / "b.snn", mixed_graph())
 

@@ -23,7 +23,8 @@ def _snnc(*args: str | Path) -> int:
 def test_compile_then_run_with_json(tmp_path: Path, digits_model: Path, digits_calib: Path,
                                     digits_test: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "net.snn"
-    assert _snnc("compile", digits_model, "--calib", digits_calib, "-o", out,
+    assert _snnc("compile", digits_model, "--preset", "rate-p99.99",
+                 "--calib", digits_calib, "-o", out,
                  "--timesteps", "16") == 0
     assert out.is_file()
     assert "spiking layers" in capsys.readouterr().out
@@ -41,7 +42,8 @@ def test_compile_then_run_with_json(tmp_path: Path, digits_model: Path, digits_c
 def test_model_path_first_means_compile(tmp_path: Path, digits_model: Path,
                                         digits_calib: Path) -> None:
     out = tmp_path / "short.snn"
-    assert _snnc(digits_model, "--target", "numpy", "--calib", digits_calib, "-o", out) == 0
+    assert _snnc(digits_model, "--preset", "rate-p99.99",
+                 "--target", "numpy", "--calib", digits_calib, "-o", out) == 0
     assert out.is_file()
 
 
@@ -65,7 +67,8 @@ def test_eval_with_input_shift_compiles_per_timestep(tmp_path: Path, digits_mode
                                                      digits_calib: Path,
                                                      digits_test: Path) -> None:
     report = tmp_path / "eval.json"
-    assert _snnc("eval", digits_model, "--data", digits_test, "--calib", digits_calib,
+    assert _snnc("eval", digits_model, "--preset", "rate-p99.99",
+                 "--data", digits_test, "--calib", digits_calib,
                  "--timesteps", "4,16", "--shift", "input", "--json", report) == 0
     rows = json.loads(report.read_text())["snn"]
     assert [r["timesteps"] for r in rows] == [4, 16]
@@ -75,24 +78,27 @@ def test_eval_with_input_shift_compiles_per_timestep(tmp_path: Path, digits_mode
 def test_dump_ir_after_all_writes_a_readable_dump_per_pass(tmp_path: Path, digits_model: Path,
                                                            digits_calib: Path) -> None:
     dumps = tmp_path / "dumps"
-    assert _snnc("compile", digits_model, "--calib", digits_calib, "-o", tmp_path / "n.snn",
+    assert _snnc("compile", digits_model, "--preset", "rate-p99.99",
+                 "--calib", digits_calib, "-o", tmp_path / "n.snn",
                  "--dump-ir", "after-all", "--dump-dir", dumps) == 0
     names = sorted(p.name for p in dumps.iterdir())
-    assert names == ["00-import.txt", "01-fold-batchnorm.txt", "02-normalize-thresholds.txt",
-                     "03-convert.txt", "04-shift-bias.txt"]
+    assert names == ["00-import.txt", "01-recognise-activations.txt",
+                     "02-fold-batchnorm.txt", "03-normalize-thresholds.txt", "04-convert.txt",
+                     "05-shift-bias.txt", "06-calibrate.txt"]
     assert "batchnorm" in (dumps / "00-import.txt").read_text()
-    assert "batchnorm" not in (dumps / "01-fold-batchnorm.txt").read_text()
-    assert "theta=" in (dumps / "02-normalize-thresholds.txt").read_text()
-    assert "= if[" in (dumps / "03-convert.txt").read_text()
+    assert "batchnorm" not in (dumps / "02-fold-batchnorm.txt").read_text()
+    assert "theta=" in (dumps / "03-normalize-thresholds.txt").read_text()
+    assert "= if[" in (dumps / "04-convert.txt").read_text()
 
 
 def test_dump_selected_passes_as_json(tmp_path: Path, digits_model: Path,
                                       digits_calib: Path) -> None:
     dumps = tmp_path / "d"
-    assert _snnc("compile", digits_model, "--calib", digits_calib, "-o", tmp_path / "n.snn",
+    assert _snnc("compile", digits_model, "--preset", "rate-p99.99",
+                 "--calib", digits_calib, "-o", tmp_path / "n.snn",
                  "--dump-ir", "convert", "--dump-dir", dumps, "--dump-format", "json") == 0
     (only,) = dumps.iterdir()
-    assert only.name == "03-convert.json"
+    assert only.name == "04-convert.json"
     assert any(n["op"] == "if" for n in json.loads(only.read_text())["nodes"])
 
 
@@ -107,7 +113,7 @@ def test_inspect_formats(digits_model: Path, fmt: str, marker: str,
 def test_inspect_an_artifact(tmp_path: Path, digits_model: Path, digits_calib: Path,
                              capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "n.snn"
-    _snnc("compile", digits_model, "--calib", digits_calib, "-o", out)
+    _snnc("compile", digits_model, "--preset", "rate-p99.99", "--calib", digits_calib, "-o", out)
     capsys.readouterr()
     assert _snnc("inspect", out) == 0
     assert "= if[theta=" in capsys.readouterr().out
@@ -163,9 +169,11 @@ def test_relu_model_without_calibration_says_what_to_do(tmp_path: Path, digits_m
 def test_failed_compile_keeps_the_previous_artifact(tmp_path: Path, digits_model: Path,
                                                     digits_calib: Path) -> None:
     out = tmp_path / "n.snn"
-    assert _snnc("compile", digits_model, "--calib", digits_calib, "-o", out) == 0
+    assert _snnc("compile", digits_model, "--preset", "rate-p99.99",
+                 "--calib", digits_calib, "-o", out) == 0
     before = out.read_bytes()
-    assert _snnc("compile", digits_model, "-o", out) != 0  # no calibration: fails
+    assert _snnc("compile", digits_model, "--preset", "rate-p99.99",
+                 "-o", out) != 0  # no calibration: fails
     assert out.read_bytes() == before
 
 
@@ -173,7 +181,8 @@ def test_failed_compile_keeps_the_previous_artifact(tmp_path: Path, digits_model
 def test_lava_targets_compile(tmp_path: Path, digits_model: Path, digits_calib: Path,
                               target: str, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "n.snn"
-    assert _snnc(digits_model, "--target", target, "--calib", digits_calib, "-o", out) == 0
+    assert _snnc(digits_model, "--preset", "rate-p99.99",
+                 "--target", target, "--calib", digits_calib, "-o", out) == 0
     assert f"target {target}" in capsys.readouterr().out
     assert _snnc("run", out, "--data", digits_calib, "--timesteps", "4") == 0
 
@@ -201,7 +210,7 @@ def test_usage_errors_exit_2(tmp_path: Path, digits_model: Path, digits_test: Pa
 def test_bad_data_file(tmp_path: Path, digits_model: Path, digits_calib: Path,
                        capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "n.snn"
-    _snnc("compile", digits_model, "--calib", digits_calib, "-o", out)
+    _snnc("compile", digits_model, "--preset", "rate-p99.99", "--calib", digits_calib, "-o", out)
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, x=np.zeros((3, 1, 9, 9), np.float32))
     assert _snnc("run", out, "--data", wrong) == 5
@@ -224,6 +233,7 @@ def test_target_nir_writes_a_nir_file(tmp_path: Path, digits_model: Path,
                                       digits_calib: Path) -> None:
     nir = pytest.importorskip("nir")
     out = tmp_path / "digits.nir"
-    assert _snnc(digits_model, "--target", "nir", "--calib", digits_calib, "-o", out) == 0
+    assert _snnc(digits_model, "--preset", "rate-p99.99",
+                 "--target", "nir", "--calib", digits_calib, "-o", out) == 0
     graph = nir.read(out)
     assert type(graph.nodes["relu1"]).__name__ == "IF"

@@ -84,9 +84,10 @@ def test_golden_dump_after_every_pass(tmp_path: Path) -> None:
     dumps = tmp_path / "dumps"
     snnc.compile(model, dump_ir="after-all", dump_dir=dumps)
     produced = sorted(dumps.iterdir())
-    assert [p.name for p in produced] == ["00-import.txt", "01-fold-batchnorm.txt",
-                                          "02-normalize-thresholds.txt", "03-convert.txt",
-                                          "04-shift-bias.txt"]
+    assert [p.name for p in produced] == ["00-import.txt", "01-recognise-activations.txt",
+                                          "02-fold-batchnorm.txt", "03-normalize-thresholds.txt",
+                                          "04-convert.txt", "05-shift-bias.txt",
+                                          "06-calibrate.txt"]
     for path in produced:
         golden = GOLDEN / path.name
         if os.environ.get("SNNC_UPDATE_GOLDEN"):
@@ -94,7 +95,7 @@ def test_golden_dump_after_every_pass(tmp_path: Path) -> None:
         assert path.read_text() == golden.read_text(), path.name
     # and the dumps say what each pass did
     assert "batchnorm" in (GOLDEN / "00-import.txt").read_text()
-    assert "batchnorm" not in (GOLDEN / "01-fold-batchnorm.txt").read_text()
-    assert "theta=1.5" in (GOLDEN / "02-normalize-thresholds.txt").read_text()
-    assert "if[theta=1.5, v0=0," in (GOLDEN / "03-convert.txt").read_text()
-    assert "if[theta=1.5, v0=0.75," in (GOLDEN / "04-shift-bias.txt").read_text()
+    assert "batchnorm" not in (GOLDEN / "02-fold-batchnorm.txt").read_text()
+    assert "theta=1.5" in (GOLDEN / "03-normalize-thresholds.txt").read_text()
+    assert "if[theta=1.5, v0=0," in (GOLDEN / "04-convert.txt").read_text()
+    assert "if[theta=1.5, v0=0.75," in (GOLDEN / "05-shift-bias.txt").read_text()

@@ -17,7 +17,7 @@ def _valid_taps(size: int, kernel: int = 3, pad: int = 1) -> int:
 
 
 def test_digits_report_matches_a_hand_count(digits_model: Path, digits_calib: Path) -> None:
-    net = snnc.compile(digits_model, calib=digits_calib, target="loihi")
+    net = snnc.compile(digits_model, calib=digits_calib, target="loihi", preset="rate-p99.99")
     m = net.graph.meta["mapping"]
     by_name = {r["name"]: r for r in m["populations"]}
     # conv2: 16 -> 32 channels, 3x3 pad 1 on 8x8: 22 valid taps per axis (2 + 6*3 + 2)
@@ -36,7 +36,7 @@ def test_digits_report_matches_a_hand_count(digits_model: Path, digits_calib: Pa
 
 def test_a_network_that_does_not_fit_names_the_limit(digits_model: Path,
                                                       digits_calib: Path) -> None:
-    net = snnc.compile(digits_model, calib=digits_calib, target="lava")
+    net = snnc.compile(digits_model, calib=digits_calib, target="lava", preset="rate-p99.99")
     with pytest.raises(ResourceError, match="above the 100 a core can hold"):
         map_cores(net.graph, CoreLimits(synapses_per_core=100))
     with pytest.raises(ResourceError, match="relu3"):

@@ -17,7 +17,7 @@ from snnc.backends.nir import to_nir, write_nir  # noqa: E402
 
 @pytest.fixture(scope="module")
 def digits_snn(digits_model: Path, digits_calib: Path) -> snnc.runtime.CompiledNetwork:
-    return snnc.compile(digits_model, calib=digits_calib)
+    return snnc.compile(digits_model, calib=digits_calib, preset="rate-p99.99")
 
 
 def test_round_trip_keeps_every_layer(tmp_path: Path, digits_snn) -> None:
@@ -52,14 +52,16 @@ def test_round_trip_keeps_every_layer(tmp_path: Path, digits_snn) -> None:
 
 
 def test_layers_nir_cannot_hold_are_listed(digits_calib: Path, test_data: Path) -> None:
-    net = snnc.compile(test_data / "digits_vgg_maxpool.onnx", calib=digits_calib)
+    net = snnc.compile(test_data / "digits_vgg_maxpool.onnx", calib=digits_calib,
+                       preset="rate-p99.99")
     with pytest.raises(ModelError, match="maxpool"):
         to_nir(net.graph)
 
 
 def test_failed_export_leaves_no_file(tmp_path: Path, digits_calib: Path,
                                       test_data: Path) -> None:
-    net = snnc.compile(test_data / "digits_vgg_maxpool.onnx", calib=digits_calib)
+    net = snnc.compile(test_data / "digits_vgg_maxpool.onnx", calib=digits_calib,
+                       preset="rate-p99.99")
     with pytest.raises(ModelError):
         write_nir(net.graph, tmp_path / "x.nir")
     assert list(tmp_path.iterdir()) == []
@@ -72,7 +74,8 @@ def test_an_independent_consumer_reproduces_the_network(digits_model: Path, digi
     differ a little; predictions must agree."""
     sinabs = pytest.importorskip("sinabs")
     torch = pytest.importorskip("torch")
-    net = snnc.compile(digits_model, calib=digits_calib, shift="none")  # NIR has no V(0)
+    net = snnc.compile(digits_model, calib=digits_calib, shift="none",
+                       preset="rate-p99.99")  # NIR has no V(0)
     x = digits_test_arrays[0][:100]
     steps = 64
     model = sinabs.from_nir(to_nir(net.graph), batch_size=len(x))

@@ -36,6 +36,7 @@ from snnc.compiler.passes import (
     shift_bias,
 )
 from snnc.compiler.passes.normalize_thresholds import LAYER_BINS
+from snnc.compiler.passes.recognise_activations import recognise_activations
 from snnc.frontends.onnx import import_model, prepare
 
 F32 = np.float32
@@ -551,8 +552,8 @@ def bn_net() -> Graph:
     return b.graph(stage="ann")
 
 
-PIPELINE_FILES = ["00-import", "01-fold-batchnorm", "02-normalize-thresholds", "03-convert",
-                  "04-shift-bias"]
+PIPELINE_FILES = ["00-import", "01-recognise-activations", "02-fold-batchnorm",
+                  "03-normalize-thresholds", "04-convert", "05-shift-bias", "06-calibrate"]
 
 
 def pipeline_options() -> PassOptions:
@@ -569,24 +570,27 @@ def test_dump_after_all_writes_every_stage_in_order(tmp_path) -> None:
 
     # each dump is the IR text after that pass, computed here pass by pass
     stages = [g]
+    stages.append(recognise_activations(stages[-1]))
     stages.append(fold_batchnorm(stages[-1]))
     stages.append(normalize_thresholds(stages[-1], options.calib, options.norm))
     stages.append(convert(stages[-1]))
     stages.append(shift_bias(stages[-1], "v0"))
+    stages.append(stages[-1])  # calibrate: none without a simulator-backed method
     texts = [(tmp_path / "ir" / f"{stem}.txt").read_text() for stem in PIPELINE_FILES]
     assert texts == [to_text(s) for s in stages]
     assert to_text(out) == texts[-1]
 
-    assert "= batchnorm[" in texts[0] and "= batchnorm[" not in texts[1]
-    assert "theta=" in texts[2] and "= relu[" in texts[2] and "= if[" not in texts[2]
-    assert "= if[" in texts[3] and "= relu[" not in texts[3] and "v0=0," in texts[3]
-    assert "v0=0," not in texts[4] and "# shift: v0" in texts[4]
+    assert texts[1] == texts[0]  # no chain to recognise here
+    assert "= batchnorm[" in texts[0] and "= batchnorm[" not in texts[2]
+    assert "theta=" in texts[3] and "= relu[" in texts[3] and "= if[" not in texts[3]
+    assert "= if[" in texts[4] and "= relu[" not in texts[4] and "v0=0," in texts[4]
+    assert "v0=0," not in texts[5] and "# shift: v0" in texts[5]
 
 
 def test_dump_selected_passes_only(tmp_path) -> None:
     spec = DumpSpec.parse("import, convert", tmp_path)
     run_pipeline(bn_net(), options=pipeline_options(), dump=spec)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["00-import.txt", "03-convert.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["00-import.txt", "04-convert.txt"]
 
 
 def test_dump_json_and_dot_formats(tmp_path) -> None:
@@ -595,12 +599,12 @@ def test_dump_json_and_dot_formats(tmp_path) -> None:
     run_pipeline(g, options=options, dump=DumpSpec.parse("after-all", tmp_path / "d", "dot"))
     assert sorted(p.name for p in (tmp_path / "j").iterdir()) == [
         f"{s}.json" for s in PIPELINE_FILES]
-    converted = json.loads((tmp_path / "j" / "03-convert.json").read_text())
+    converted = json.loads((tmp_path / "j" / "04-convert.json").read_text())
     assert converted["output"] == "fc1"
     assert [n["op"] for n in converted["nodes"]] == ["input", "conv", "if", "flatten", "linear"]
     imported = json.loads((tmp_path / "j" / "00-import.json").read_text())
     assert "batchnorm" in [n["op"] for n in imported["nodes"]]
-    dot = (tmp_path / "d" / "03-convert.dot").read_text()
+    dot = (tmp_path / "d" / "04-convert.dot").read_text()
     assert dot.startswith("digraph") and '"conv1" -> "relu1"' in dot
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
         f"{s}.dot" for s in PIPELINE_FILES]
@@ -627,11 +631,11 @@ def test_a_crashing_pass_is_an_internal_error_naming_it(monkeypatch) -> None:
         run_pipeline(bn_net(), options=pipeline_options())
     message = str(info.value)
     assert "'convert'" in message and "ZeroDivisionError" in message and "oops" in message
-    assert "fold-batchnorm, normalize-thresholds" in message
+    assert "recognise-activations, fold-batchnorm, normalize-thresholds" in message
     assert isinstance(info.value.__cause__, ZeroDivisionError)
 
-    monkeypatch.setitem(PASSES, "fold-batchnorm", broken)
-    with pytest.raises(InternalError, match=r"'fold-batchnorm'.*after: nothing"):
+    monkeypatch.setitem(PASSES, "recognise-activations", broken)
+    with pytest.raises(InternalError, match=r"'recognise-activations'.*after: nothing"):
         run_pipeline(bn_net(), options=pipeline_options())
 
 

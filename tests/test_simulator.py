@@ -287,7 +287,7 @@ def test_a_single_unbatched_sample_is_accepted(small_snn: tuple[Graph, np.ndarra
 def test_digits_snn_converges_to_the_ann() -> None:
     calib = np.load(DIGITS / "calib.npz")["x"]
     x = np.load(DIGITS / "test.npz")["x"][:32]
-    net = snnc.compile(DIGITS / "model.onnx", calib=calib)
+    net = snnc.compile(DIGITS / "model.onnx", calib=calib, preset="rate-p99.99")
     ann = run(load_onnx(DIGITS / "model.onnx"), x)
     result = net.simulate(x, [8, 256])
     err8 = np.abs(result.at(8) - ann).mean()

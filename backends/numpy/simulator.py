@@ -3,7 +3,9 @@
 Semantics, per time step t = 1..T for a whole batch at once:
 * the input node feeds the analog sample every step (direct encoding);
 * stateless ops (conv, linear, pooling, add, ...) map their inputs of this step;
-* `if` nodes integrate, fire at V >= theta and reset by subtraction (see compiler/ops/neuron);
+* `if` nodes integrate, fire at V >= theta and reset by subtraction (or to zero, attrs
+  reset=zero); signed ones also emit -theta when V < 0 while their net count is positive
+  (see compiler/ops/neuron);
 * `maxpool` pools cumulative inputs and emits the increase of the pooled maximum, so that its
   time-average is exactly the max of its inputs' time-averages (max of rates, not of spikes);
 * the output is decoded as the output node's value averaged over the T steps, i.e. the
@@ -13,7 +15,7 @@ Nodes that depend only on the input (e.g. the first conv) are computed once, not
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +27,8 @@ from snnc.compiler.ops import opdef
 from snnc.compiler.ops.pooling import maxpool
 
 Progress = Callable[[int], None]
+# observe(checkpoint index, T, sample slice, {IF node: net spike count per neuron (n, *shape)})
+Observer = Callable[[int, int, slice, dict[str, np.ndarray]], None]
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,8 @@ def _static_nodes(graph: Graph) -> set[str]:
 class _Batch:
     """The state of one batch in flight."""
 
-    def __init__(self, graph: Graph, x: np.ndarray, static: set[str]) -> None:
+    def __init__(self, graph: Graph, x: np.ndarray, static: set[str],
+                 record: Collection[str] = ()) -> None:
         self.graph = graph
         self.static: dict[str, np.ndarray] = {graph.input.name: x}
         self.dynamic: list[Node] = []
@@ -72,6 +77,9 @@ class _Batch:
         self.cum = {nd.name: None for nd in self.dynamic if nd.op == "maxpool"}
         self.pooled = {nd.name: np.float32(0) for nd in self.dynamic if nd.op == "maxpool"}
         self.counts = {name: np.zeros(n, dtype=np.int64) for name in self.v}
+        # net spikes per neuron: the state of signed neurons, and what `record` asks for
+        self.net = {nd.name: np.zeros((n, *nd.shape), dtype=np.float32) for nd in self.dynamic
+                    if nd.op == "if" and (nd.attrs.get("signed") or nd.name in record)}
         self.acc = np.zeros((n, *graph.output_node.shape), dtype=np.float64)
 
     def step(self) -> None:
@@ -93,9 +101,23 @@ class _Batch:
             v += node.params["i_shift"]
         theta = node.params["theta"]
         spikes = v >= theta
-        out = spikes * theta  # float32: spikes of amplitude theta
-        v -= out
-        self.counts[node.name] += spikes.reshape(len(v), -1).sum(axis=1)
+        net = self.net.get(node.name)
+        if node.attrs.get("signed"):
+            undo = (v < 0) & (net > 0)
+            signed = spikes.astype(np.float32) - undo
+            out = signed * theta
+            events = spikes | undo
+            v -= out
+        else:
+            signed = events = spikes
+            out = spikes * theta  # float32: spikes of amplitude theta
+            if node.attrs.get("reset") == "zero":
+                v[np.broadcast_to(spikes, v.shape)] = 0
+            else:
+                v -= out
+        if net is not None:
+            net += signed
+        self.counts[node.name] += events.reshape(len(v), -1).sum(axis=1)
         return out.astype(np.float32, copy=False)
 
     def _pool(self, node: Node, z: np.ndarray) -> np.ndarray:
@@ -115,8 +137,12 @@ def _checkpoints(timesteps: int | Sequence[int]) -> list[int]:
 
 
 def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
-             batch_size: int = 256, progress: Progress | None = None) -> SimulationResult:
-    """Run the SNN for max(timesteps) steps, recording the decoded output at each checkpoint."""
+             batch_size: int = 256, progress: Progress | None = None,
+             record: Collection[str] = (), observe: Observer | None = None
+             ) -> SimulationResult:
+    """Run the SNN for max(timesteps) steps, recording the decoded output at each checkpoint.
+    `observe` is shown, at every checkpoint, the net spike counts per neuron of the IF nodes
+    named in `record` (for calibration and per-layer reports; nothing is kept)."""
     if graph.meta.get("stage") != "snn":
         raise UsageError("this graph has not been converted to a spiking network; "
                          "compile it first (snnc compile)")
@@ -128,7 +154,7 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
     spikes = {name: np.zeros((len(ts), len(x)), dtype=np.int64) for name in if_nodes}
     for start in range(0, len(x), batch_size):
         chunk = slice(start, start + batch_size)
-        batch = _Batch(graph, x[chunk], static)
+        batch = _Batch(graph, x[chunk], static, record)
         k = 0
         for t in range(1, ts[-1] + 1):
             batch.step()
@@ -136,6 +162,8 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
                 outputs[k, chunk] = batch.acc / t
                 for name in if_nodes:
                     spikes[name][k, chunk] = batch.counts[name]
+                if observe is not None:
+                    observe(k, t, chunk, {name: batch.net[name] for name in record})
                 k += 1
         if progress is not None:
             progress(len(x[chunk]))

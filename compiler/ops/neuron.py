@@ -38,6 +38,10 @@ def _describe_if(node: Node) -> str:
              f"reset={node.attrs.get('reset', 'subtract')}"]
     if "i_shift" in p:
         parts.append(f"i_shift={fmt_array(p['i_shift'])}")
+    if node.attrs.get("signed"):
+        parts.append("signed")
+    if node.attrs.get("levels"):
+        parts.append(f"levels={node.attrs['levels']}")
     return ", ".join(parts)
 
 

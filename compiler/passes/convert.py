@@ -1,6 +1,17 @@
-"""convert: ANN -> SNN. Every ReLU/Clip(0, a) with a threshold becomes an integrate-and-fire
-neuron with reset by subtraction, firing at theta and emitting spikes of amplitude theta.
+"""convert: ANN -> SNN. Every ReLU, Clip(0, a) or recognised `qclip` activation with a threshold
+becomes an integrate-and-fire neuron firing at theta and emitting spikes of amplitude theta.
 A final Softmax is dropped (it does not change the argmax of the decoded output).
+
+Neuron kinds (`neuron`):
+* `if`: reset by subtraction (Rueckauer 2017), the default: rates follow clip(z, 0, theta).
+* `lif`: Lava's stock LIF without leak, reset to zero: what runs on Loihi 2 without custom
+  microcode; it loses the residue above threshold at every spike, so rates fall below the ANN's.
+* `signed`: reset by subtraction, plus a negative spike that takes back an earlier spike when the
+  potential falls below zero (Fast-SNN, Hu et al. 2023; SNM, Wang et al. 2022); the net count
+  never goes below zero.
+
+The half-step shift `phi` (0.5 for ReLU/Clip; the model's own for a quantized activation) is
+recorded here and applied by shift-bias.
 
 Before:  %relu1 : f32[N,16,8,8] = relu[theta=1.734](%conv1)
 After:   %relu1 : f32[N,16,8,8] = if[theta=1.734, v0=0, reset=subtract](%conv1)
@@ -10,14 +21,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, UsageError
 from ..ir.graph import Graph, Node
 from .rewrite import rebuild
 
 NAME = "convert"
+NEURONS = ("if", "lif", "signed")
+DEFAULT_PHI = 0.5
 
 
-def _neuron(node: Node) -> Node:
+def _neuron(node: Node, kind: str) -> Node:
     if "theta" not in node.params:
         raise ModelError.at(node, "activation has no threshold; run normalize-thresholds "
                             "before convert")
@@ -25,22 +38,44 @@ def _neuron(node: Node) -> Node:
         raise ModelError.at(node, f"Clip(min={node.attrs.get('min')}) cannot become a spiking "
                             "neuron: IF neurons output rates in [0, theta], so min must be 0")
     theta = node.params["theta"]
-    return Node(node.name, "if", node.inputs, attrs={"reset": "subtract"},
-                params={"theta": theta, "v0": np.zeros_like(theta)}, shape=node.shape,
-                source=node.source, meta=node.meta)
+    attrs: dict[str, object] = {"reset": "zero" if kind == "lif" else "subtract"}
+    if kind == "signed":
+        attrs["signed"] = True
+    phi = np.full_like(theta, DEFAULT_PHI)
+    if node.op == "qclip" and node.attrs["levels"]:
+        attrs["levels"] = int(node.attrs["levels"])
+        phi = np.broadcast_to(node.params["phi"], np.broadcast_shapes(
+            theta.shape, node.params["phi"].shape)).astype(np.float32)
+        theta = np.broadcast_to(theta, phi.shape).astype(np.float32)
+    return Node(node.name, "if", node.inputs, attrs=attrs,
+                params={"theta": theta, "v0": np.zeros_like(theta), "phi": phi},
+                shape=node.shape, source=node.source, meta=node.meta)
 
 
-def convert(graph: Graph) -> Graph:
+def _leftover(node: Node) -> ModelError:
+    why = node.meta.get("unrecognised", "it is not part of a recognisable activation")
+    return ModelError.at(node, "this op has no spiking equivalent on its own, and the chain of "
+                         f"elementwise ops around it is not a clipped or quantized activation: "
+                         f"{why}. Supported: ReLU, Clip(0, a), and chains equal to "
+                         "a*clip(floor(x*L/a + phi)/L, 0, 1) (QCFS) or clip(x, 0, a)")
+
+
+def convert(graph: Graph, neuron: str = "if") -> Graph:
+    if neuron not in NEURONS:
+        raise UsageError(f"--neuron '{neuron}' is not one of: {', '.join(NEURONS)}")
+    leftovers = [_leftover(n) for n in graph.nodes if n.op in ("round", "bound")]
+    if leftovers:
+        raise leftovers[0]
     renames: dict[str, str] = {}
     nodes = []
     dropped_softmax = False
     for node in graph.nodes:
-        if node.op in ("relu", "clip"):
-            node = _neuron(node)
+        if node.op in ("relu", "clip", "qclip"):
+            node = _neuron(node, neuron)
         elif node.op == "softmax" and node.name == graph.output:
             renames[node.name] = node.inputs[0]
             dropped_softmax = True
             continue
         nodes.append(node)
     out = rebuild(graph, nodes, renames)
-    return out.with_meta(stage="snn", output_softmax=dropped_softmax)
+    return out.with_meta(stage="snn", output_softmax=dropped_softmax, neuron=neuron)

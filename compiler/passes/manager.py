@@ -15,6 +15,8 @@ from ..fileio import atomic_write_text
 from ..ir.graph import Graph
 from ..ir.printer import EXTENSIONS, FORMATS
 from ..ir.verify import verify
+from .calibrate import NAME as CALIBRATE
+from .calibrate import Simulator, calibrate
 from .convert import NAME as CONVERT
 from .convert import convert
 from .fold_batchnorm import NAME as FOLD_BATCHNORM
@@ -27,8 +29,12 @@ from .normalize_thresholds import NAME as NORMALIZE_THRESHOLDS
 from .normalize_thresholds import NormSpec, normalize_thresholds
 from .quantize_weights import NAME as QUANTIZE_WEIGHTS
 from .quantize_weights import quantize_weights
+from .recognise_activations import NAME as RECOGNISE_ACTIVATIONS
+from .recognise_activations import recognise_activations
 from .shift_bias import NAME as SHIFT_BIAS
 from .shift_bias import shift_bias
+from .spike_output import NAME as SPIKE_OUTPUT
+from .spike_output import spike_output
 
 
 @dataclass(frozen=True)
@@ -39,21 +45,31 @@ class PassOptions:
     norm: NormSpec = field(default_factory=NormSpec)
     shift: str = "v0"
     timesteps: int | None = None
+    neuron: str = "if"
+    calibrate: str = "none"
+    simulator: Simulator | None = None
+    progress: Callable[[int], None] | None = None
 
 
 PassFn = Callable[[Graph, PassOptions], Graph]
 
 PASSES: dict[str, PassFn] = {
+    RECOGNISE_ACTIVATIONS: lambda g, o: recognise_activations(g),
+    SPIKE_OUTPUT: lambda g, o: spike_output(g),
     FOLD_BATCHNORM: lambda g, o: fold_batchnorm(g),
-    NORMALIZE_THRESHOLDS: lambda g, o: normalize_thresholds(g, o.calib, o.norm),
-    CONVERT: lambda g, o: convert(g),
+    NORMALIZE_THRESHOLDS: lambda g, o: normalize_thresholds(g, o.calib, o.norm,
+                                                           timesteps=o.timesteps),
+    CONVERT: lambda g, o: convert(g, o.neuron),
     SHIFT_BIAS: lambda g, o: shift_bias(g, o.shift, o.timesteps),
+    CALIBRATE: lambda g, o: calibrate(g, o.calib, o.timesteps, o.simulator, o.calibrate,
+                                      progress=o.progress),
     LOWER_SYNAPSES: lambda g, o: lower_synapses(g),
     QUANTIZE_WEIGHTS: lambda g, o: quantize_weights(g),
     MAP_CORES: lambda g, o: map_cores(g),
 }
 
-DEFAULT_PIPELINE = (FOLD_BATCHNORM, NORMALIZE_THRESHOLDS, CONVERT, SHIFT_BIAS)
+DEFAULT_PIPELINE = (RECOGNISE_ACTIVATIONS, FOLD_BATCHNORM, NORMALIZE_THRESHOLDS, CONVERT,
+                    SHIFT_BIAS, CALIBRATE)
 # what each target appends to the pipeline (issue #3: Lava float, Loihi 2 fixed point)
 TARGET_PASSES = {"numpy": (), "lava": (LOWER_SYNAPSES, MAP_CORES),
                  "loihi": (LOWER_SYNAPSES, QUANTIZE_WEIGHTS, MAP_CORES)}

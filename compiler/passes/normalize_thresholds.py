@@ -1,6 +1,7 @@
 """normalize-thresholds: give every activation a threshold theta from the model or from data.
 
-* Clip(0, a): the model's own upper bound a is the trained threshold (theta = a).
+* Clip(0, a), or a recognised `qclip` activation (QCFS, clipped ReLU chains): the model's own
+  upper bound is the trained threshold (theta = a, per channel where the model has it).
 * ReLU: theta = the p-th percentile of the layer's positive activations on calibration data
   (Rueckauer et al. 2017, "robust normalization"; p = 100 is Diehl 2015's max-norm), per layer
   or per channel, from streaming histograms (one pass, activations never held in memory).
@@ -24,22 +25,28 @@ from ..ir.graph import Graph, Node
 from ..stats import PositiveHistogram
 
 NAME = "normalize-thresholds"
-ACTIVATIONS = ("relu", "clip")
+ACTIVATIONS = ("relu", "clip", "qclip")
 
 
 @dataclass(frozen=True)
 class NormSpec:
-    """How to set data-based thresholds: 'max' or 'percentile' at p."""
+    """How to set data-based thresholds: 'max', 'percentile' at p, or 'mmse' (the threshold
+    that minimises the quantization error of the requested number of time steps)."""
 
     method: str = "percentile"
     percentile: float = 99.99
     per_channel: bool = False
+    # also replace trained thresholds (Clip bounds, QCFS lambdas) by data-based ones, from the
+    # statistics of the clipped activations: at low T a lower threshold can serve better
+    override_trained: bool = False
 
     @classmethod
     def parse(cls, text: str, per_channel: bool = False) -> NormSpec:
-        """'max', 'percentile' or 'percentile:P' (0 < P <= 100)."""
+        """'max', 'mmse', 'percentile' or 'percentile:P' (0 < P <= 100)."""
         if text == "max":
             return cls("max", 100.0, per_channel)
+        if text in ("mmse", "auto"):  # auto: chosen per T by snnc.compiler.tuning
+            return cls(text, 100.0, per_channel or text == "auto")
         if text == "percentile" or text.startswith("percentile:"):
             raw = text.partition(":")[2] or "99.99"
             try:
@@ -49,16 +56,21 @@ class NormSpec:
             if not 0 < p <= 100:
                 raise UsageError(f"--norm percentile:{raw}: P must be a number in (0, 100]")
             return cls("percentile", p, per_channel)
-        raise UsageError(f"--norm '{text}' is not one of: max, percentile, percentile:P")
+        raise UsageError(f"--norm '{text}' is not one of: auto, max, mmse, percentile, "
+                         "percentile:P")
 
     def __str__(self) -> str:
-        text = "max" if self.method == "max" else f"percentile:{self.percentile:g}"
-        return text + (" per-channel" if self.per_channel else "")
+        text = (self.method if self.method in ("max", "mmse", "auto")
+                else f"percentile:{self.percentile:g}")
+        text += " per-channel" if self.per_channel else ""
+        return text + (" (also for trained activations)" if self.override_trained else "")
 
 
-def _trained_theta(node: Node) -> float | None:
+def _trained_theta(node: Node) -> np.ndarray | None:
+    if node.op == "qclip":
+        return node.params["theta"]
     if node.op == "clip" and node.attrs.get("max") is not None:
-        return float(node.attrs["max"])
+        return np.array(node.attrs["max"], dtype=np.float32)
     return None
 
 
@@ -72,10 +84,20 @@ def _histogram(node: Node, spec: NormSpec) -> PositiveHistogram:
     return PositiveHistogram(channels, CHANNEL_BINS if spec.per_channel else LAYER_BINS)
 
 
-def _theta(hist: PositiveHistogram, node: Node, spec: NormSpec) -> np.ndarray:
+def _theta(hist: PositiveHistogram, node: Node, spec: NormSpec,
+           timesteps: int | None) -> np.ndarray:
     """Scalar theta, or (C, 1, ...) per channel; a channel that never fired gets 1.0 (any
     positive threshold keeps it silent)."""
-    theta = hist.percentile(spec.percentile)
+    if spec.method == "auto":
+        raise UsageError("--norm auto is chosen by simulating candidates, which needs "
+                         "calibration data (--calib) and snnc.compile")
+    if spec.method == "mmse":
+        if not timesteps:
+            raise UsageError("--norm mmse chooses thresholds for a number of time steps: "
+                             "give --timesteps T")
+        theta = hist.mmse_threshold(timesteps)
+    else:
+        theta = hist.percentile(spec.percentile)
     theta = np.where(theta > 0, theta, 1.0).astype(np.float32)
     if not spec.per_channel:
         return np.array(theta[0], dtype=np.float32)
@@ -83,8 +105,11 @@ def _theta(hist: PositiveHistogram, node: Node, spec: NormSpec) -> np.ndarray:
 
 
 def normalize_thresholds(graph: Graph, calib: np.ndarray | None, spec: NormSpec = NormSpec(),
-                         batch_size: int = 32) -> Graph:
-    needs_data = [n for n in graph.nodes if n.op in ACTIVATIONS and _trained_theta(n) is None]
+                         batch_size: int = 32, timesteps: int | None = None) -> Graph:
+    def trained(node: Node) -> np.ndarray | None:
+        return None if spec.override_trained else _trained_theta(node)
+
+    needs_data = [n for n in graph.nodes if n.op in ACTIVATIONS and trained(n) is None]
     hists = {n.name: _histogram(n, spec) for n in needs_data}
     if needs_data:
         if calib is None or len(calib) == 0:
@@ -103,12 +128,12 @@ def normalize_thresholds(graph: Graph, calib: np.ndarray | None, spec: NormSpec 
     nodes = []
     for node in graph.nodes:
         if node.op in ACTIVATIONS:
-            trained = _trained_theta(node)
-            if trained is not None:
-                theta = np.array(trained, dtype=np.float32)
-                node = node.replace(meta={**node.meta, "theta_from": "clip bound"})
+            theta = trained(node)
+            if theta is not None:
+                origin = "trained activation" if node.op == "qclip" else "clip bound"
+                node = node.replace(meta={**node.meta, "theta_from": origin})
             else:
-                theta = _theta(hists[node.name], node, spec)
+                theta = _theta(hists[node.name], node, spec, timesteps)
                 node = node.replace(meta={**node.meta, "theta_from": str(spec)})
             node = node.with_params(theta=theta)
         nodes.append(node)

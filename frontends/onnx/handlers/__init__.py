@@ -1,6 +1,17 @@
 """ONNX op handlers. Importing this package registers all of them in HANDLERS."""
 
-from . import activation, arith, conv, layout, linear, norm, pool, shape, slicing  # noqa: F401
+from . import (  # noqa: F401
+    activation,
+    arith,
+    conv,
+    layout,
+    linear,
+    norm,
+    pool,
+    rounding,
+    shape,
+    slicing,
+)
 from .registry import HANDLERS
 
 __all__ = ["HANDLERS"]

@@ -1,0 +1,88 @@
+"""Operation counts and the energy estimate the conversion papers use.
+
+* ANN: every conv/linear layer does MACs = its synapse count (output units x fan-in) per sample.
+* SNN: a layer fed only by the analog input (the first conv) does its MACs once, because the
+  direct-encoded input is the same every step and the simulator computes it once. A layer fed by
+  spiking layers does SOPs = zeta x synapses, zeta being the mean number of spikes (events) per
+  neuron per sample of the spiking layers feeding it (the usual approximation, e.g. Datta et al.;
+  exact for fully connected layers, and for convs up to border effects).
+* Energy at 45 nm (Horowitz, ISSCC 2014): 4.6 pJ per MAC, 0.9 pJ per AC (one SOP).
+  Pooling, Add and neuron updates are not counted, as in most papers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from snnc.compiler.ir.graph import Graph
+
+E_MAC_PJ = 4.6
+E_AC_PJ = 0.9
+WEIGHTED = ("conv", "linear")
+
+
+def synapses(graph: Graph, name: str) -> int:
+    """Connections of a conv/linear layer: every output unit times its fan-in."""
+    node = graph.node(name)
+    w = node.params["weight"]
+    if node.op == "conv":
+        return int(np.prod(node.shape) * np.prod(w.shape[1:]))
+    return int(w.size * np.prod(node.shape[:-1]))
+
+
+def spiking_sources(graph: Graph, name: str) -> list[str]:
+    """The IF layers whose spikes reach layer `name` through non-weighted ops (pooling,
+    reshapes, adds); an empty list means the layer sees only the analog input."""
+    sources: list[str] = []
+    stack = list(graph.node(name).inputs)
+    seen: set[str] = set()
+    while stack:
+        current = graph.node(stack.pop())
+        if current.name in seen:
+            continue
+        seen.add(current.name)
+        if current.op == "if":
+            sources.append(current.name)
+        elif current.op not in WEIGHTED:
+            stack.extend(current.inputs)
+    return sources
+
+
+@dataclass(frozen=True)
+class OpCounts:
+    ann_macs: float  # per sample
+    snn_macs: float  # per sample, layers fed by the analog input
+    sops: float  # per sample
+
+    @property
+    def ann_energy_uj(self) -> float:
+        return self.ann_macs * E_MAC_PJ * 1e-6
+
+    @property
+    def snn_energy_uj(self) -> float:
+        return (self.snn_macs * E_MAC_PJ + self.sops * E_AC_PJ) * 1e-6
+
+    @property
+    def energy_ratio(self) -> float:
+        return self.snn_energy_uj / self.ann_energy_uj if self.ann_macs else float("nan")
+
+
+def op_counts(graph: Graph, spikes_per_sample: Mapping[str, float]) -> OpCounts:
+    """MACs and SOPs per sample, given each IF layer's mean spike count per sample."""
+    ann = macs = sops = 0.0
+    for node in graph.nodes:
+        if node.op not in WEIGHTED:
+            continue
+        n = synapses(graph, node.name)
+        ann += n
+        sources = spiking_sources(graph, node.name)
+        if not sources:
+            macs += n
+            continue
+        neurons = [float(np.prod(graph.node(s).shape)) for s in sources]
+        zeta = sum(spikes_per_sample.get(s, 0.0) for s in sources) / sum(neurons)
+        sops += zeta * n
+    return OpCounts(ann, macs, sops)
