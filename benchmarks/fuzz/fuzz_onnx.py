@@ -51,7 +51,7 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
     return bytes(b)
 
 
-class _Timeout(Exception):
+class _Timeout(BaseException):  # not Exception: snnc's handlers must not catch it
     pass
 
 

@@ -146,12 +146,14 @@ def _quantize(graph: Graph, pop: Population, out: dict[str, Node]) -> None:
     exp = 0
     if not pop.readout:
         theta_max = float(np.max(node.params["theta"]))
-        bias_max = float(np.abs(pop.synapses[0].node.params["bias"] * gain[:, 0]).max(
-            initial=0.0))
-        # v must hold theta (from v0 and residue) + theta + a step's input + bias unsaturated
+        bias_max = float(np.abs((pop.synapses[0].node.params["bias"] + _extra_bias(node))
+                                * gain[:, 0]).max(initial=0.0))
+        # v must hold theta (from v0 and residue) + theta + a step's input + bias unsaturated,
+        # and the bias must fit its 13-bit mantissa at the largest bias exponent
         peak_v = 64 * alpha * (2 * theta_max + bias_max) + peak_in
         while (exp < WEIGHT_EXP_MAX and round(alpha * 2 ** (exp + 1) * theta_max) <= VTH_MAX
-               and peak_v * 2 ** (exp + 1) <= INPUT_MAX):
+               and peak_v * 2 ** (exp + 1) <= INPUT_MAX
+               and 64 * alpha * 2 ** (exp + 1) * bias_max <= BIAS_MANT_MAX * 2**BIAS_EXP_MAX):
             exp += 1
     if peak_in * 2**exp > INPUT_MAX:
         raise ResourceError(f"{node.origin}: one step's synaptic input can reach "
