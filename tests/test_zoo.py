@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-from zoo import ARCHS, zoo_model
+from zoo import ARCHS, with_ops, zoo_model
 
 import snnc
+from snnc.compiler.errors import ModelError, UnsupportedOpsError
 from snnc.compiler.executor import run
 from snnc.frontends.onnx import import_model, prepare
 
@@ -52,3 +53,25 @@ def test_snn_tracks_the_ann(arch: str) -> None:
     sim = net.simulate(x, [16, 256])
     err = [float(np.mean(np.abs(sim.at(t) - ann))) for t in (16, 256)]
     assert err[1] < 0.5 * err[0] + 1e-3 * float(np.mean(np.abs(ann)))
+
+
+@pytest.mark.parametrize("style", ["old", "new"])
+def test_ops_without_spiking_equivalent_are_all_listed(style: str) -> None:
+    """LRN and an inner Sigmoid are listed together, by node name; the shape arithmetic of the
+    old-style Flatten after them is not blamed."""
+    with pytest.raises(UnsupportedOpsError) as err:
+        import_model(prepare(with_ops(style)))
+    assert [op for _, op in err.value.offenders] == ["LRN", "Sigmoid"]
+    assert "node 'lrn4' (LRN)" in str(err.value)
+
+
+def test_softmax_inside_the_net_is_refused() -> None:
+    with pytest.raises(ModelError, match="Softmax inside the network"):
+        import_model(prepare(with_ops("new", ("Softmax",))))
+
+
+def test_reduce_mean_head_is_a_global_pool() -> None:
+    """ShuffleNet's `x.mean([2, 3])` (ReduceMean, keepdims=0) imports as a global average
+    pool and a reshape (checked against onnxruntime above)."""
+    g = import_model(prepare(zoo_model("shufflenet", "new")))
+    assert [n.op for n in g.nodes[-3:]] == ["global_avgpool", "reshape", "linear"]

@@ -3,7 +3,11 @@ Inception, ShuffleNet), written the way older and newer exporters write them:
 
 * style "old": opset 9, initializers also listed as graph inputs, BatchNormalization written
   out as Mul/Add with Unsqueeze'd constants, Flatten as Shape→Gather→Unsqueeze→Concat→Reshape;
-* style "new": opset 17, BatchNormalization nodes, Flatten.
+* style "new": opset 17, BatchNormalization nodes, Flatten; ShuffleNet's head is torch's
+  `x.mean([2, 3])`, exported as ReduceMean(keepdims=0).
+
+`with_ops` inserts ops with no spiking equivalent (LRN as in AlexNet/GoogLeNet-v1 zoo files,
+a Sigmoid gate, a Softmax inside the net) for the unsupported-op tests.
 """
 
 from __future__ import annotations
@@ -60,8 +64,11 @@ class _Zoo(_Net):
         target = self.node("Concat", [batch, self.ints("m", [-1])], axis=0)
         return self.node("Reshape", [x, target])
 
-    def head(self, x: str, c: int, classes: int = 5) -> str:
-        x = self.flatten(self.node("GlobalAveragePool", [x]))
+    def head(self, x: str, c: int, classes: int = 5, reduce_mean: bool = False) -> str:
+        if reduce_mean:
+            x = self.node("ReduceMean", [x], axes=[2, 3], keepdims=0)
+        else:
+            x = self.flatten(self.node("GlobalAveragePool", [x]))
         w = self.rng.normal(0, 1 / np.sqrt(c), (classes, c))
         return self.node("Gemm", [x, self.const("fc", w), self.const("fb", np.zeros(classes))],
                          transB=1)
@@ -152,13 +159,26 @@ def shufflenet(z: _Zoo) -> str:
         x = z.node("Reshape", [x, z.ints("s", [-1, 2, 4, size, size])])
         x = z.node("Transpose", [x], perm=[0, 2, 1, 3, 4])
         x = z.node("Reshape", [x, z.ints("s", [-1, 8, size, size])])
-    return z.head(x, c)
+    return z.head(x, c, reduce_mean=z.style == "new")
 
 
 ARCHS: dict[str, Callable[[_Zoo], str]] = {
     "resnet": resnet, "vgg": vgg, "squeezenet": squeezenet, "densenet": densenet,
     "inception": inception, "shufflenet": shufflenet,
 }
+
+
+def with_ops(style: str, ops: tuple[str, ...] = ("LRN", "Sigmoid")) -> onnx.ModelProto:
+    """A GoogLeNet-v1-style stem with any of: LRN, a Sigmoid gate, an inner Softmax."""
+    z = _Zoo(0, style)
+    x = z.node("Relu", [z.conv("input", 3, 8, 3, 2)])
+    if "LRN" in ops:
+        x = z.node("LRN", [x], size=5, alpha=1e-4, beta=0.75, bias=1.0)
+    if "Sigmoid" in ops:
+        x = z.node("Mul", [x, z.node("Sigmoid", [z.conv(x, 8, 8, 1)])])
+    if "Softmax" in ops:
+        x = z.node("Softmax", [z.conv(x, 8, 8, 1)], axis=1)
+    return z.model(z.head(x, 8), 3, 16)
 
 
 def zoo_model(arch: str, style: str, seed: int = 0, size: int = 16) -> onnx.ModelProto:

@@ -11,10 +11,17 @@ Semantics, per time step t = 1..T for a whole batch at once:
 * the output is decoded as the output node's value averaged over the T steps, i.e. the
   accumulated membrane potential of a non-spiking last layer divided by T.
 Nodes that depend only on the input (e.g. the first conv) are computed once, not every step.
+
+Speed: a step is memory-bound (every IF neuron is read and written several times), so batches
+run in chunks whose state fits in a core's cache (_CHUNK_BYTES), chunks run on the kernel
+thread pool (SNNC_THREADS), and spike counts accumulate per neuron in one byte, summed per
+sample only at checkpoints and every 255 steps. (Preallocated per-node buffers were measured
+slower than fresh arrays: numpy hands back the block just freed, which is still in cache.)
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +31,7 @@ from snnc.compiler.errors import UsageError
 from snnc.compiler.executor import check_input
 from snnc.compiler.ir.graph import Graph, Node
 from snnc.compiler.ops import opdef
+from snnc.compiler.ops.parallel import parallel_map
 from snnc.compiler.ops.pooling import maxpool
 
 Progress = Callable[[int], None]
@@ -72,17 +80,34 @@ class _Batch:
             else:
                 self.dynamic.append(node)
         n = len(x)
-        self.v = {nd.name: np.broadcast_to(nd.params["v0"], (n, *nd.shape)).astype(np.float32)
+        # a writable C-order copy: astype() of a broadcast view keeps its zero strides' layout
+        # (order K), and updates of a non-contiguous potential ran 4x slower
+        self.v = {nd.name: np.array(np.broadcast_to(nd.params["v0"], (n, *nd.shape)),
+                                    dtype=np.float32, order="C")
                   for nd in self.dynamic if nd.op == "if"}
         self.cum = {nd.name: None for nd in self.dynamic if nd.op == "maxpool"}
         self.pooled = {nd.name: np.float32(0) for nd in self.dynamic if nd.op == "maxpool"}
         self.counts = {name: np.zeros(n, dtype=np.int64) for name in self.v}
+        # spikes per neuron since the last flush: adding a one-byte map moves 1/9 of the
+        # bytes of an int32 map, and 1/14 of the time of a per-step reduction
+        self.hits = {name: np.zeros(v.shape, dtype=np.uint8) for name, v in self.v.items()}
+        self.unflushed = 0
         # net spikes per neuron: the state of signed neurons, and what `record` asks for
         self.net = {nd.name: np.zeros((n, *nd.shape), dtype=np.float32) for nd in self.dynamic
                     if nd.op == "if" and (nd.attrs.get("signed") or nd.name in record)}
         self.acc = np.zeros((n, *graph.output_node.shape), dtype=np.float64)
 
+    def flush(self) -> None:
+        """Move the per-neuron spike bytes into the per-sample counts."""
+        for name, hits in self.hits.items():
+            self.counts[name] += hits.reshape(len(hits), -1).sum(axis=1, dtype=np.int64)
+            hits.fill(0)
+        self.unflushed = 0
+
     def step(self) -> None:
+        if self.unflushed == 255:  # one more step could overflow a byte
+            self.flush()
+        self.unflushed += 1
         env = dict(self.static)
         for node in self.dynamic:
             inputs = [env[i] for i in node.inputs]
@@ -100,8 +125,10 @@ class _Batch:
         if "i_shift" in node.params:
             v += node.params["i_shift"]
         theta = node.params["theta"]
-        spikes = v >= theta
         net = self.net.get(node.name)
+        if net is None and node.attrs.get("reset", "subtract") == "subtract":
+            return self._fire_subtract(node, v, theta)
+        spikes = v >= theta
         if node.attrs.get("signed"):
             undo = (v < 0) & (net > 0)
             signed = spikes.astype(np.float32) - undo
@@ -117,8 +144,18 @@ class _Batch:
                 v -= out
         if net is not None:
             net += signed
-        self.counts[node.name] += events.reshape(len(v), -1).sum(axis=1)
+        hits = self.hits[node.name]
+        np.add(hits, events.view(np.uint8), out=hits)
         return out.astype(np.float32, copy=False)
+
+    def _fire_subtract(self, node: Node, v: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """The plain IF neuron: the common case, with nothing but the byte count besides."""
+        spikes = v >= theta
+        out = spikes * theta  # float32: spikes of amplitude theta
+        v -= out
+        hits = self.hits[node.name]
+        np.add(hits, spikes.view(np.uint8), out=hits)
+        return out
 
     def _pool(self, node: Node, z: np.ndarray) -> np.ndarray:
         cum = z.copy() if self.cum[node.name] is None else self.cum[node.name] + z
@@ -127,6 +164,15 @@ class _Batch:
         out = pooled - self.pooled[node.name]
         self.pooled[node.name] = pooled
         return out
+
+
+# a chunk's largest layer state (potential, input, spikes: ~4 arrays) stays within a core's L2
+_CHUNK_BYTES = 4 * 2**20
+
+
+def _chunk_size(graph: Graph) -> int:
+    largest = max(int(np.prod(n.shape)) for n in graph.nodes)
+    return max(1, _CHUNK_BYTES // (4 * 4 * largest))
 
 
 def _checkpoints(timesteps: int | Sequence[int]) -> list[int]:
@@ -152,19 +198,26 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
     if_nodes = [n.name for n in graph.nodes if n.op == "if"]
     outputs = np.zeros((len(ts), len(x), *graph.output_node.shape), dtype=np.float32)
     spikes = {name: np.zeros((len(ts), len(x)), dtype=np.int64) for name in if_nodes}
-    for start in range(0, len(x), batch_size):
-        chunk = slice(start, start + batch_size)
+    lock = threading.Lock()  # observe runs for one chunk at a time, from its thread
+
+    def run(chunk: slice) -> None:
         batch = _Batch(graph, x[chunk], static, record)
         k = 0
         for t in range(1, ts[-1] + 1):
             batch.step()
             if t == ts[k]:
+                batch.flush()
                 outputs[k, chunk] = batch.acc / t
                 for name in if_nodes:
                     spikes[name][k, chunk] = batch.counts[name]
                 if observe is not None:
-                    observe(k, t, chunk, {name: batch.net[name] for name in record})
+                    with lock:
+                        observe(k, t, chunk, {name: batch.net[name] for name in record})
                 k += 1
-        if progress is not None:
+
+    size = min(batch_size, _chunk_size(graph))
+    chunks = [slice(s, s + size) for s in range(0, len(x), size)]
+    for chunk, _ in zip(chunks, parallel_map(run, chunks), strict=True):
+        if progress is not None:  # in order, from this thread
             progress(len(x[chunk]))
     return SimulationResult(ts, outputs, spikes)

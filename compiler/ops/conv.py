@@ -1,18 +1,27 @@
-"""Convolution (any number of spatial dims, grouped and depthwise) as BLAS matrix products,
-one per kernel offset, over strided views of the padded input.
+"""Convolution (any number of spatial dims, grouped and depthwise) as BLAS matrix products of
+the weights with a patch matrix built from strided views of the padded input.
 
     y[n, o, *p] = bias[o] + sum_{c, *k} weight[o, c, *k] * x_pad[n, g*Cg + c, *(p*s + k*d)]
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..ir.graph import Node
+from .parallel import split_rows
 from .registry import OpDef, Shape, register
-from .windows import offset_views, output_size, pad_spatial, windows
+from .windows import offset_views, output_size, pad_spatial
+
+
+def _out_size(size: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+              pads: Sequence[int], dilations: Sequence[int]) -> list[int]:
+    nsp = len(size)
+    return [output_size(size[i], kernel[i], strides[i], dilations[i], pads[i], pads[i + nsp])
+            for i in range(nsp)]
 
 
 def conv_shape(node: Node, shapes: Sequence[Shape]) -> Shape:
@@ -28,91 +37,141 @@ def conv_shape(node: Node, shapes: Sequence[Shape]) -> Shape:
     nsp = len(spatial)
     if len(w.shape) != nsp + 2:
         raise ValueError(f"a {w.ndim - 2}-d kernel cannot slide over {nsp}-d input {shapes[0]}")
-    out = [
-        output_size(spatial[i], w.shape[2 + i], a["strides"][i], a["dilations"][i],
-                    a["pads"][i], a["pads"][i + nsp])
-        for i in range(nsp)
-    ]
+    out = _out_size(spatial, w.shape[2:], a["strides"], a["pads"], a["dilations"])
     if min(out) < 1:
         raise ValueError(f"kernel {list(w.shape[2:])} does not fit input {list(spatial)}")
     return (w.shape[0], *out)
 
 
-def _pointwise(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-               strides: Sequence[int]) -> np.ndarray:
-    """A 1x1 ungrouped, unpadded conv is one matrix product per sample: no windows needed."""
+def _pointwise(x: np.ndarray, weight: np.ndarray, strides: Sequence[int],
+               y: np.ndarray) -> None:
+    """A 1x1 ungrouped, unpadded conv on a large map is one product per sample: no copies."""
     x = x[(slice(None), slice(None), *(slice(None, None, s) for s in strides))]
-    n, c, *spatial = x.shape
-    w = weight.reshape(weight.shape[0], c)
-    y = np.matmul(w, x.reshape(n, c, -1))  # (N, O, P)
-    y += bias.reshape(1, -1, 1)
-    return y.reshape(n, -1, *spatial).astype(np.float32, copy=False)
+    n, c = x.shape[:2]
+    np.matmul(weight.reshape(weight.shape[0], c), x.reshape(n, c, -1), out=y)
+
+
+def _patches_per_sample(x: np.ndarray, weight: np.ndarray, strides: Sequence[int],
+                        pads: Sequence[int], dilations: Sequence[int], y: np.ndarray) -> None:
+    """im2col as one copy of a strided view, (samples, C*k, positions), times the weights
+    (O, C*k), one product per sample written straight into y (N, O, P): no transposes. Best
+    when the weights are small (they are read once per sample) or the map is large."""
+    n, c, *size = x.shape
+    o, _, *kernel = weight.shape
+    xp = pad_spatial(x, pads)
+    out = _out_size(size, kernel, strides, pads, dilations)
+    p, k = y.shape[2], int(np.prod(kernel))
+    w = weight.reshape(o, c * k)
+    sn, sc, *ss = xp.strides
+    window = [s * d for s, d in zip(ss, dilations, strict=True)]
+    slide = [s * st for s, st in zip(ss, strides, strict=True)]
+    step = max(1, min(n, _PATCH_BYTES // (4 * c * k * p)))
+    for i in range(0, n, step):
+        xs = xp[i:i + step]
+        b = len(xs)
+        view = np.lib.stride_tricks.as_strided(xs, (b, c, *kernel, *out),
+                                               (sn, sc, *window, *slide), writeable=False)
+        np.matmul(w, np.ascontiguousarray(view).reshape(b, c * k, p), out=y[i:i + b])
+
+
+def _patches_merged(x: np.ndarray, weight: np.ndarray, strides: Sequence[int],
+                    pads: Sequence[int], dilations: Sequence[int], groups: int,
+                    y: np.ndarray) -> None:
+    """im2col with the patch matrix laid out (G, Cg*k, samples*positions), filled by one
+    strided copy per kernel offset, times the weights (G, Og, Cg*k), into y (N, O, P). Enough
+    samples per product that it is about _WIDTH columns wide: large weights on small maps
+    (ResNet's last stage) are read once per product rather than once per sample, and groups
+    are batched products."""
+    n, c, *size = x.shape
+    o, cg, *kernel = weight.shape
+    xp = pad_spatial(x, pads)
+    out = _out_size(size, kernel, strides, pads, dilations)
+    p, k = y.shape[2], int(np.prod(kernel))
+    w = weight.reshape(groups, o // groups, cg * k)
+    step = max(1, min(n, _WIDTH // p))
+    for i in range(0, n, step):
+        xs = xp[i:i + step]
+        b = len(xs)
+        cols = np.empty((c, k, b, *out), dtype=np.float32)
+        for j, view in enumerate(offset_views(xs, kernel, strides, dilations, out)):
+            cols[:, j] = np.moveaxis(view, 1, 0)
+        cols = cols.reshape(groups, cg * k, b * p)
+        if b == 1:
+            np.matmul(w, cols, out=y[i].reshape(groups, o // groups, p))
+        else:
+            y[i:i + b] = np.matmul(w, cols).reshape(o, b, p).transpose(1, 0, 2)
+
+
+# columns per product: wide enough for BLAS, small enough that the patch matrix stays in cache
+_WIDTH = 4096
+_PATCH_BYTES = 8 * 2**20
+# weights up to this size are cheap to read again for every sample
+_SMALL_WEIGHTS = 512 * 2**10
+# below this many multiply-adds per batch chunk, threads cost more than they save
+_MIN_WORK = 2_000_000
 
 
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, strides: Sequence[int],
-         pads: Sequence[int], dilations: Sequence[int], groups: int) -> np.ndarray:
-    if groups == 1 and not any(pads) and all(k == 1 for k in weight.shape[2:]):
-        return _pointwise(x, weight, bias, strides)
-    if weight.shape[1] < _THIN:
-        return _im2col(x, weight, bias, strides, pads, dilations, groups)
-    return _shift_accumulate(x, weight, bias, strides, pads, dilations, groups)
-
-
-# below this many input channels per group, per-offset products are too thin for BLAS
-_THIN = 16
-
-
-def _shift_accumulate(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-                      strides: Sequence[int], pads: Sequence[int], dilations: Sequence[int],
-                      groups: int) -> np.ndarray:
-    """For each kernel offset, one strided slice of the padded input times that offset's
-    weights, as a batched BLAS product: cheaper than building the whole patch matrix
-    (im2col), whose transposing copy dominates on large maps with many channels."""
+         pads: Sequence[int], dilations: Sequence[int], groups: int,
+         unrolled: np.ndarray | None = None) -> np.ndarray:
+    """`unrolled`: the conv as a dense (C*H*W, O*H'*W') matrix (see _unrolled), if known."""
     n, c, *size = x.shape
-    o, cg, *kernel = weight.shape
-    og = o // groups
-    xp = pad_spatial(x, pads)
-    out = [(size[i] + pads[i] + pads[i + len(size)] - dilations[i] * (kernel[i] - 1) - 1)
-           // strides[i] + 1 for i in range(len(size))]
-    w = weight.reshape(groups, og, cg, -1)  # (G, Og, Cg, K)
-    p = n * int(np.prod(out))
-    # channels first, batch and positions merged: one wide product per offset (and group)
-    # instead of one small product per sample
-    y = np.zeros((groups, og, p), dtype=np.float32)
-    for k, view in enumerate(offset_views(xp, kernel, strides, dilations, out)):
-        xs = np.ascontiguousarray(np.moveaxis(view, 1, 0)).reshape(groups, cg, p)
-        y += np.matmul(w[:, :, :, k], xs)
-    y = np.moveaxis(y.reshape(o, n, *out), 0, 1)
-    y += bias.reshape(1, o, *([1] * len(out)))
-    return np.ascontiguousarray(y)
+    out = _out_size(size, weight.shape[2:], strides, pads, dilations)
+    p = int(np.prod(out))
+    y = np.empty((n, weight.shape[0], p), dtype=np.float32)
+    # a 1x1 conv on a small map is better served by many samples per product
+    pointwise = (groups == 1 and not any(pads) and all(k == 1 for k in weight.shape[2:])
+                 and p >= _WIDTH // 4)
+    bias = bias.reshape(1, -1, 1)
+
+    def chunk(rows: slice) -> None:
+        if unrolled is not None:
+            k = rows.stop - rows.start
+            np.matmul(x[rows].reshape(k, -1), unrolled, out=y[rows].reshape(k, -1))
+        elif pointwise:
+            _pointwise(x[rows], weight, strides, y[rows])
+        elif groups == 1 and (p >= _WIDTH // 4 or weight.nbytes <= _SMALL_WEIGHTS):
+            _patches_per_sample(x[rows], weight, strides, pads, dilations, y[rows])
+        else:
+            _patches_merged(x[rows], weight, strides, pads, dilations, groups, y[rows])
+        y[rows] += bias
+
+    split_rows(chunk, n, min_rows=-(-_MIN_WORK // max(weight.size * p, 1)))
+    return y.reshape(n, -1, *out)
 
 
-def _im2col(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, strides: Sequence[int],
-            pads: Sequence[int], dilations: Sequence[int], groups: int) -> np.ndarray:
-    """One batched product over the full patch matrix: best when channels are few (the
-    first layer), where per-offset products would be too thin for BLAS."""
-    n, c = x.shape[:2]
-    o, cg, *kernel = weight.shape
-    win = windows(pad_spatial(x, pads), kernel, strides, dilations)  # (N, C, *out, *k)
-    out_sp = win.shape[2:2 + len(kernel)]
-    k = int(np.prod(kernel))
-    # (N, G, Cg, *out, *k) -> (G, N, *out, Cg, *k) -> (G, P, Cg*k)
-    win = win.reshape(n, groups, cg, *out_sp, *kernel)
-    nsp = len(kernel)
-    order = (1, 0, *range(3, 3 + nsp), 2, *range(3 + nsp, 3 + 2 * nsp))
-    patches = np.ascontiguousarray(win.transpose(order)).reshape(groups, -1, cg * k)
-    w = weight.reshape(groups, o // groups, cg * k).transpose(0, 2, 1)  # (G, Cg*k, Og)
-    y = np.matmul(patches, w)  # (G, P, Og)
-    y = y.reshape(groups, n, *out_sp, o // groups)
-    y = np.moveaxis(y, 0, -2).reshape(n, *out_sp, o)
-    y = np.moveaxis(y, -1, 1)
-    return np.ascontiguousarray(y + bias.reshape(1, o, *([1] * nsp)), dtype=np.float32)
+# a conv on a tiny map (a spiking layer on 4x4 maps, say) is cheaper as one dense product with
+# its unrolled matrix than through patches: up to this many times the conv's multiply-adds
+_UNROLL_MACS = 4
+_UNROLL_BYTES = 32 * 2**20
+# node -> None after its first call (not worth unrolling for one batch), then the matrix
+_unrolled_cache: weakref.WeakKeyDictionary[Node, np.ndarray | None] = (
+    weakref.WeakKeyDictionary())
+
+
+def _unrolled(node: Node, sample: Shape) -> np.ndarray | None:
+    """The dense matrix of a conv on small maps, built on its second call (the simulator
+    calls it every step): the conv applied to the identity basis of its input space."""
+    w = node.params["weight"]
+    inputs, outputs = int(np.prod(sample)), int(np.prod(node.shape))
+    if (inputs * outputs > _UNROLL_MACS * w.size * int(np.prod(node.shape[1:]))
+            or 4 * inputs * outputs > _UNROLL_BYTES):
+        return None
+    if node not in _unrolled_cache:
+        _unrolled_cache[node] = None
+        return None
+    if _unrolled_cache[node] is None:
+        a = node.attrs
+        basis = np.eye(inputs, dtype=np.float32).reshape(inputs, *sample)
+        _unrolled_cache[node] = conv(basis, w, np.zeros(len(w), np.float32), a["strides"],
+                                     a["pads"], a["dilations"], a["groups"]).reshape(inputs, -1)
+    return _unrolled_cache[node]
 
 
 def _eval(node: Node, inputs: Sequence[np.ndarray]) -> np.ndarray:
     a = node.attrs
     return conv(inputs[0], node.params["weight"], node.params["bias"], a["strides"], a["pads"],
-                a["dilations"], a["groups"])
+                a["dilations"], a["groups"], _unrolled(node, inputs[0].shape[1:]))
 
 
 def _describe(node: Node) -> str:

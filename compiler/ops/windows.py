@@ -67,7 +67,13 @@ def pad_spatial(x: np.ndarray, pads: Sequence[int], value: float = 0.0,
     """Pad the spatial axes; `pads` is ONNX order (begin..., end...)."""
     nsp = x.ndim - 2
     extra = extra_end or [0] * nsp
-    widths = [(0, 0), (0, 0)] + [(pads[i], pads[i + nsp] + extra[i]) for i in range(nsp)]
+    widths = [(pads[i], pads[i + nsp] + extra[i]) for i in range(nsp)]
     if not any(b or e for b, e in widths):
         return x
-    return np.pad(x, widths, mode="constant", constant_values=value)
+    # a filled array and one slice assignment: half the time of np.pad on spike maps
+    out = np.full((*x.shape[:2], *(d + b + e for d, (b, e) in zip(x.shape[2:], widths,
+                                                                    strict=True))),
+                  value, dtype=x.dtype)
+    out[(slice(None), slice(None), *(slice(b, b + d) for d, (b, _) in zip(x.shape[2:], widths,
+                                                                         strict=True)))] = x
+    return out

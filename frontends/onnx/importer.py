@@ -21,6 +21,11 @@ from .context import ImportContext, label
 from .handlers import HANDLERS
 from .loader import default_opset
 
+# ops that, after an unsupported node, are most likely computing a shape from its output (old
+# exporters' Flatten: Shape -> Gather -> Unsqueeze -> Concat -> Reshape); they would fold once
+# the unsupported node is replaced, so they are not reported
+_SHAPE_ARITHMETIC = {"Gather", "Cast", "ConstantOfShape", "Range", "Expand", "Equal", "Where",
+                     "ReduceProd", "Size", "Constant"}
 # ops whose value changes from run to run: never folded
 _NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                      "Multinomial", "Bernoulli"}
@@ -47,7 +52,7 @@ def import_model(model: onnx.ModelProto, input_shape: tuple[int, ...] | None = N
             poisoned.update(node.output)
         elif any(i in poisoned for i in node.input):
             poisoned.update(node.output)  # depends on an op we already reported
-            if node.op_type not in HANDLERS:
+            if node.op_type not in HANDLERS and node.op_type not in _SHAPE_ARITHMETIC:
                 offenders.append((label(node), node.op_type))
         elif all(not i or ctx.is_const(i) for i in node.input) and (
             node.op_type not in _NONDETERMINISTIC

@@ -3,12 +3,13 @@ ModelError that says what is wrong and what to do."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import shape_inference, version_converter
+from onnx import helper, shape_inference, version_converter
 
 from snnc.compiler.errors import InputFileError, ModelError
 
@@ -59,8 +60,53 @@ def default_opset(model: onnx.ModelProto) -> int:
     return 1
 
 
+# Initializers larger than this skip the checker and shape inference, which serialize the whole
+# model (VGG-16: 528 MB, twice, ~6 s): they take part as typed graph inputs, which is all either
+# needs; numpy_helper.to_array() still checks their data when the importer reads them.
+_SET_ASIDE_BYTES = 1 << 20
+
+
+def _nbytes(tensor: onnx.TensorProto) -> int:
+    """Size from the header: reading raw_data, or ByteSize(), would copy the bytes."""
+    try:
+        itemsize = helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (KeyError, TypeError, ValueError):  # unknown type: let the checker see it
+        return 0
+    return itemsize * math.prod(tensor.dims)
+
+
+def _skeleton(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[onnx.TensorProto]]:
+    """A copy of the model without its large initializers (listed as inputs instead), and
+    those initializers. The model itself is not changed."""
+    big = [t for t in model.graph.initializer if _nbytes(t) > _SET_ASIDE_BYTES]
+    if not big:
+        return model, []
+    skeleton = onnx.ModelProto()
+    for field in ("ir_version", "producer_name", "producer_version", "domain",
+                  "model_version", "doc_string"):
+        setattr(skeleton, field, getattr(model, field))
+    skeleton.opset_import.extend(model.opset_import)
+    g, src = skeleton.graph, model.graph
+    g.name = src.name
+    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
+        getattr(g, field).extend(getattr(src, field))
+    aside = {t.name for t in big}
+    g.initializer.extend(t for t in src.initializer if t.name not in aside)
+    listed = {i.name for i in src.input}
+    g.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                   for t in big if t.name not in listed)
+    return skeleton, big
+
+
 def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
     """Check, upgrade old opsets, and run ONNX shape inference."""
+    model, aside = _skeleton(model)
+    prepared = _check_and_infer(model)
+    prepared.graph.initializer.extend(aside)
+    return prepared
+
+
+def _check_and_infer(model: onnx.ModelProto) -> onnx.ModelProto:
     opset = default_opset(model)
     if opset > onnx.defs.onnx_opset_version():
         raise ModelError(f"the model uses opset {opset}, newer than this onnx "

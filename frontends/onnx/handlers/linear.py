@@ -20,7 +20,8 @@ def gemm(ctx: ImportContext, node: onnx.NodeProto) -> None:
     if len(ctx.shape(node.input[0])) != 1:
         raise ctx.fail(f"Gemm needs a 2-d input, got [N, {ctx.shape(node.input[0])}]")
     b_eff = b.T if ctx.attr("transB", 0) else b  # (K, M)
-    weight = np.float32(ctx.attr("alpha", 1.0)) * b_eff.T  # (M, K)
+    alpha = np.float32(ctx.attr("alpha", 1.0))
+    weight = b_eff.T if alpha == 1 else alpha * b_eff.T  # (M, K); VGG's fc6 is 400 MB
     c = ctx.optional_const(2, "C (the bias)")
     bias = np.zeros(weight.shape[0], dtype=np.float32)
     if c is not None:
