@@ -67,3 +67,13 @@ def test_clip_model_needs_no_calibration(tmp_path: Path) -> None:
     ann = np.clip(x @ np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 1, 1]], np.float32), 0, 1)
     ann = ann @ np.array([[1, -1], [-1, 1], [0.5, 0.5], [0, 0]], np.float32)
     np.testing.assert_allclose(net.run(x, 64).outputs, ann, atol=2 / 64)
+
+
+def test_qcfs_trained_model_is_lossless_at_t_equal_l_without_calibration(test_data: Path
+                                                                         ) -> None:
+    """Issue 4: a QCFS-trained model (L = 4 levels, exported as Div-Mul-Add-Floor-Div-Clip-Mul
+    chains) is recognised and, at T = L, within 0.5 point of the ANN with no calibration data."""
+    held = test_data / "heldout"
+    report = evaluate(held / "vgg_qcfs_L4.onnx", held / "digits32_test.npz", [4])
+    assert report["settings"]["calibrate"] == "none"
+    assert report["snn"][0]["accuracy"] >= report["ann_accuracy"] - 0.005
