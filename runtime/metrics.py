@@ -17,20 +17,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from snnc.compiler.ir.graph import Graph
+from snnc.compiler.ir.graph import Graph, Node
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
 WEIGHTED = ("conv", "linear")
 
 
-def synapses(graph: Graph, name: str) -> int:
-    """Connections of a conv/linear layer: every output unit times its fan-in."""
-    node = graph.node(name)
-    w = node.params["weight"]
+def synapses(node: Node) -> int:
+    """Connections a layer makes: every output unit times its fan-in (0 for unweighted ops)."""
     if node.op == "conv":
-        return int(np.prod(node.shape) * np.prod(w.shape[1:]))
-    return int(w.size * np.prod(node.shape[:-1]))
+        return int(np.prod(node.shape) * np.prod(node.params["weight"].shape[1:]))
+    if node.op == "linear":
+        return int(node.params["weight"].size * np.prod(node.shape[:-1]))
+    return 0
 
 
 def spiking_sources(graph: Graph, name: str) -> list[str]:
@@ -76,7 +76,7 @@ def op_counts(graph: Graph, spikes_per_sample: Mapping[str, float]) -> OpCounts:
     for node in graph.nodes:
         if node.op not in WEIGHTED:
             continue
-        n = synapses(graph, node.name)
+        n = synapses(node)
         ann += n
         sources = spiking_sources(graph, node.name)
         if not sources:

@@ -84,7 +84,8 @@ def _simulate_method(model: str | os.PathLike[str], x: np.ndarray, y: np.ndarray
     rows: list[dict[str, Any]] = []
     layers: list[dict[str, Any]] = []
     net = compile(model, calib=calib_x, timesteps=ts[-1], **options)
-    groups = [[t] for t in ts] if tuned_for_one_t(net.options) else [ts]
+    # largest T first, so that the network just compiled for it serves its own group
+    groups = [[t] for t in reversed(ts)] if tuned_for_one_t(net.options) else [ts]
     for group in groups:
         if group[-1] != net.default_timesteps:
             net = compile(model, calib=calib_x, timesteps=group[-1], **options)
@@ -102,6 +103,8 @@ def _simulate_method(model: str | os.PathLike[str], x: np.ndarray, y: np.ndarray
                          "sops_per_sample": counts.sops, "macs_per_sample": counts.snn_macs,
                          "energy_uj": counts.snn_energy_uj,
                          "energy_ratio": counts.energy_ratio})
+    rows.sort(key=lambda r: r["timesteps"])
+    layers.sort(key=lambda r: r["timesteps"])  # stable: layer order within each T is kept
     settings = {k: v for k, v in net.options.items() if k not in ("timesteps", "pipeline")}
     return rows, settings, layers, op_counts(net.graph, {}).ann_macs
 

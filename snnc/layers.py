@@ -6,21 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from snnc.compiler.ir.graph import Graph, Node
+from snnc.compiler.ir.graph import Graph
 from snnc.compiler.ops.registry import fmt_array
+from snnc.runtime.metrics import synapses
 
 COLUMNS = ("layer", "op", "shape", "neurons", "synapses", "theta", "v0", "w bits", "w exp",
            "cores")
-
-
-def synapses(node: Node) -> int:
-    """Connections a layer makes: every output unit times its fan-in."""
-    if node.op == "conv":
-        w = node.params["weight"]
-        return int(np.prod(node.shape) * np.prod(w.shape[1:]))
-    if node.op == "linear":
-        return int(node.params["weight"].size * np.prod(node.shape[:-1]))
-    return 0
 
 
 def layer_rows(graph: Graph) -> list[dict[str, Any]]:
