@@ -34,17 +34,9 @@ def test_dense_to_if_in_lava_matches_a_hand_raster() -> None:
     from snnc.backends.lava.network import run_lava
     from snnc.backends.lava.plan import build_plan
     from snnc.backends.numpy.loihi import simulate_loihi
-    from snnc.compiler.ir.builder import GraphBuilder
-    from snnc.compiler.passes import lower_synapses, quantize_weights
     from snnc.compiler.populations import input_currents
 
-    b = GraphBuilder((1,))
-    b.add("fc1", "linear", ["x"], weight=[[1.0]], bias=[0.0])
-    b.neuron("if1", "fc1", theta=1.0, v0=0.5)
-    b.add("fc2", "linear", ["if1"], weight=[[0.6]], bias=[0.0])
-    b.neuron("if2", "fc2", theta=1.0, v0=0.5)
-    b.add("fc3", "linear", ["if2"], weight=[[1.0]], bias=[0.0])
-    q = quantize_weights(lower_synapses(b.graph(stage="snn")))
+    q = _tiny("subtract")
     x = np.array([[0.3]], np.float32)
     res = run_lava(build_plan(q, "fixed"), input_currents(q, x, True), 10, raster=True)
     # if1 in integers: vth 2048, v0 1024, +614 (= round(0.3 * 2048)) per step: v = 1638,
