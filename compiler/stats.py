@@ -6,6 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 
+class NonFiniteError(ValueError):
+    """The values to count hold NaN or infinity."""
+
+
 class PositiveHistogram:
     """Counts of the positive values of each channel in `bins` equal bins over [0, hi[c]).
     When a larger value arrives, hi[c] doubles and pairs of bins merge, so one pass over the
@@ -25,6 +29,8 @@ class PositiveHistogram:
         c = self.counts.shape[0]
         v = np.moveaxis(np.asarray(values), 1, 0).reshape(c, -1)
         batch_max = v.max(axis=1, initial=0.0).astype(np.float64)
+        if not np.isfinite(batch_max).all():  # NaN propagates through max
+            raise NonFiniteError("NaN or infinite values")
         self.max = np.maximum(self.max, batch_max)
         for ch in np.flatnonzero(batch_max >= self.hi):
             self._grow(ch, batch_max[ch])

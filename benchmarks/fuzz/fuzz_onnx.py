@@ -89,6 +89,18 @@ def worker(seed: int, start: int, count: int, limit: float) -> None:
             print(json.dumps({"index": index, "outcome": outcome}), flush=True)
 
 
+def replay(seed: int, index: int) -> int:
+    """Rebuild one mutant as ./mutant.onnx and compile it (a bug's traceback goes to a file)."""
+    from snnc.cli import main
+
+    source = SEEDS[index % len(SEEDS)]
+    path = Path("mutant.onnx")
+    path.write_bytes(mutate(source.read_bytes(), np.random.default_rng([seed, index])))
+    return main(["compile", str(path), "--calib", str(CALIB[source.name]), "-o",
+                 str(Path(tempfile.gettempdir()) / "mutant.snn"), "--timesteps", "4",
+                 "--preset", "rate-p99.99"])
+
+
 def fuzz(mutants: int, seed: int, limit: float, chunk: int = 100) -> Counter:
     counts: Counter = Counter()
     index = 0
@@ -99,6 +111,9 @@ def fuzz(mutants: int, seed: int, limit: float, chunk: int = 100) -> Counter:
         done = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
         for row in done:
             counts[row["outcome"]] += 1
+            if row["outcome"] not in ("ok", "our-error"):
+                print(f"{row['outcome']} at mutant {row['index']} (seed {seed}); reproduce "
+                      f"with --replay {row['index']} --seed {seed}", file=sys.stderr)
         index += len(done)
         if len(done) < n:  # the worker died on the next mutant
             counts["crash"] += 1
@@ -112,8 +127,12 @@ def main() -> int:
     p.add_argument("--mutants", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=float, default=20.0, help="seconds per mutant")
+    p.add_argument("--replay", type=int, metavar="INDEX",
+                   help="write mutant INDEX to ./mutant.onnx and compile it")
     p.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.replay is not None:
+        return replay(args.seed, args.replay)
     if args.worker:
         s, start, count, limit = args.worker
         worker(int(s), int(start), int(count), float(limit))

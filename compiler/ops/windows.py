@@ -10,6 +10,9 @@ import numpy as np
 
 def output_size(size: int, kernel: int, stride: int, dilation: int, pad_begin: int,
                 pad_end: int, ceil_mode: bool = False) -> int:
+    if min(kernel, stride, dilation) < 1 or min(pad_begin, pad_end) < 0:
+        raise ValueError(f"kernel {kernel}, stride {stride} and dilation {dilation} must be "
+                         f"positive and pads {pad_begin}, {pad_end} not negative")
     span = dilation * (kernel - 1) + 1
     room = size + pad_begin + pad_end - span
     if not ceil_mode:

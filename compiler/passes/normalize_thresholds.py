@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DataError, UsageError
+from ..errors import DataError, ModelError, UsageError
 from ..executor import run_batched
 from ..ir.graph import Graph, Node
-from ..stats import PositiveHistogram
+from ..stats import NonFiniteError, PositiveHistogram
 
 NAME = "normalize-thresholds"
 ACTIVATIONS = ("relu", "clip", "qclip")
@@ -120,7 +120,14 @@ def normalize_thresholds(graph: Graph, calib: np.ndarray | None, spec: NormSpec 
         # one streaming pass: each activation updates its histogram as soon as it is made
         def observe(name: str, acts: np.ndarray) -> None:
             if name in hists:
-                hists[name].add(acts if spec.per_channel else acts.reshape(len(acts), 1, -1))
+                try:
+                    hists[name].add(acts if spec.per_channel
+                                    else acts.reshape(len(acts), 1, -1))
+                except NonFiniteError:
+                    raise ModelError.at(graph.node(name), "its activations on the calibration "
+                                        "data are NaN or overflow float32: check the "
+                                        "weights before this layer (are they trained?) and "
+                                        "the calibration data's scale") from None
 
         for _ in run_batched(graph, calib, batch_size, keep=lambda name: False,
                              observe=observe):

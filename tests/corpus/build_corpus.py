@@ -103,6 +103,12 @@ def models() -> list[dict]:
     _dense("nan_weight.onnx", np.array([[1, np.nan], [0, 1], [1, 1]]))
     _dense("inf_weight.onnx", np.array([[1, 0], [0, np.inf], [1, 1]]))
     _dense("good_dense.onnx", np.array([[1, 0], [0, 1], [1, 1]]))
+    # finite weights whose products overflow float32 on the calibration data
+    _dense("overflowing.onnx", np.full((3, 2), 3e38))
+    _save_text("zero_stride.onnx", f"""{HEAD}
+        g (float[N, 1, 4, 4] x) => (float[N, 1, 4, 4] y)
+        <float[1, 1, 1, 1] w = {{1.0}}> {{ c = Conv <strides = [0, 0]> (x, w)
+            y = Relu(c) }}""", check=False)
     return [
         {"case": "a folder, not a file", "args": ["compile", "a_folder.onnx"], "exit": 3,
          "says": "not a file"},
@@ -142,6 +148,11 @@ def models() -> list[dict]:
          "says": "NaN"},
         {"case": "Inf in weights", "args": ["compile", "inf_weight.onnx"], "exit": 4,
          "says": "NaN or Inf"},
+        {"case": "activations overflow float32",
+         "args": ["compile", "overflowing.onnx", "--calib", "calib_good.npz"], "exit": 4,
+         "says": "overflow float32"},
+        {"case": "zero stride", "args": ["compile", "zero_stride.onnx"], "exit": 4,
+         "says": "stride 0"},
     ]
 
 
