@@ -7,8 +7,10 @@ benchmarks/peers/.venv when it exists).
     .venv/bin/python benchmarks/sim_speed.py [--timesteps 32] [--batch 256] [--repeats 5]
         [--threads 1] [--neuron if] [--layers] [--memory] [--simulator FILE.py] [MODEL ...]
 
-ORT and snnc runs alternate (ORT, SNN, ORT, SNN, ...) and medians are compared, so that load
-from other processes hits both alike. Both wall-clock and CPU time (of the whole process, all
+Both simulator engines are timed: `reference` (numpy) and `fast` (convolutions in onnxruntime,
+IF updates in a numba kernel; backends/numpy/fast.py). ORT and snnc runs alternate (ORT,
+reference, fast, ORT, ...) and medians are compared, so that load from other processes hits
+all alike. Both wall-clock and CPU time (of the whole process, all
 threads) are reported; on a shared machine the CPU-time ratio at --threads 1 (the default) is
 the stable one, and --threads 2 shows what two cores give when they are free.
 --layers prints where a step's time goes, per node (one thread); --memory simulates 10,000
@@ -39,6 +41,7 @@ import onnxruntime as ort
 
 import snnc
 from snnc.backends.numpy import simulator as default_simulator
+from snnc.backends.numpy.simulator import ENGINES
 from snnc.compiler.ops import parallel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,23 +82,29 @@ def measure(model: Path, x: np.ndarray, timesteps: int, repeats: int, sim: Modul
     net = snnc.compile(model, calib=CALIB, neuron=neuron)
     for _ in range(2):  # warm up (ORT's arena; the simulator's unrolled small-map convs)
         session.run(None, {name: x})
-    sim.simulate(net.graph, x[:8], [2], batch_size=len(x))
-    ort_runs, sim_runs = [], []
+    for engine in ENGINES:  # warm up (numba's compiled kernels load on first use)
+        sim.simulate(net.graph, x[:8], [2], batch_size=len(x), engine=engine)
+    ort_runs: list = []
+    sim_runs: dict[str, list] = {engine: [] for engine in ENGINES}
     for _ in range(repeats):
         ort_runs.append(_timed(lambda: session.run(None, {name: x})))
-        sim_runs.append(_timed(lambda: sim.simulate(net.graph, x, [timesteps],
-                                                    batch_size=len(x))))
-    r: dict = {"net": net, "outputs": sim_runs[-1][2].at(timesteps)}
+        for engine in ENGINES:
+            sim_runs[engine].append(_timed(lambda e=engine: sim.simulate(
+                net.graph, x, [timesteps], batch_size=len(x), engine=e)))
+    r: dict = {"net": net, "outputs": sim_runs["reference"][-1][2].at(timesteps),
+               "fast_outputs": sim_runs["fast"][-1][2].at(timesteps)}
     for k, kind in enumerate(("wall", "cpu")):
         r[f"ort_{kind}"] = 1e6 * float(np.median([t[k] for t in ort_runs])) / len(x)
-        r[f"sim_{kind}"] = 1e6 * float(np.median([t[k] for t in sim_runs])) / (
-            len(x) * timesteps)
-        r[f"ratio_{kind}"] = r[f"sim_{kind}"] / r[f"ort_{kind}"]
+        for engine, prefix in (("reference", "sim"), ("fast", "fast")):
+            r[f"{prefix}_{kind}"] = 1e6 * float(np.median([t[k] for t in sim_runs[engine]])) / (
+                len(x) * timesteps)
+            r[f"{prefix}_ratio_{kind}"] = r[f"{prefix}_{kind}"] / r[f"ort_{kind}"]
     return r
 
 
 def layer_times(net: snnc.CompiledNetwork, x: np.ndarray, timesteps: int,
-                sim: ModuleType) -> list[tuple[str, str, float, float | None]]:
+                sim: ModuleType, engine: str = "reference"
+                ) -> list[tuple[str, str, float, float | None]]:
     """(node, op, CPU us per sample per step, spike rate) for every node evaluated in the
     step loop, measured in one thread by wrapping the simulator's kernels."""
     from snnc.compiler.ops import registry
@@ -111,8 +120,11 @@ def layer_times(net: snnc.CompiledNetwork, x: np.ndarray, timesteps: int,
             return out
         return wrapped
 
+    from snnc.backends.numpy.fast import FastKernels
+
     saved_ops = dict(registry.OPS)
     saved_batch = {m: getattr(sim._Batch, m) for m in ("_fire", "_pool")}
+    saved_window = FastKernels.window
     saved_env = os.environ.get("SNNC_THREADS")
     os.environ["SNNC_THREADS"] = "1"
     try:
@@ -121,12 +133,20 @@ def layer_times(net: snnc.CompiledNetwork, x: np.ndarray, timesteps: int,
                                                    evaluate=timer(definition.evaluate, 0))
         for m, fn in saved_batch.items():
             setattr(sim._Batch, m, timer(fn, 1))
-        result = sim.simulate(net.graph, x, [timesteps], batch_size=len(x))
+        timed_window = timer(saved_window, 1)  # maxpool's window runs inside the timed _pool
+
+        def window(kernels: FastKernels, node: object, x: np.ndarray) -> np.ndarray:
+            fn = saved_window if node.op == "maxpool" else timed_window  # type: ignore[attr-defined]
+            return fn(kernels, node, x)
+
+        FastKernels.window = window  # type: ignore[method-assign]
+        result = sim.simulate(net.graph, x, [timesteps], batch_size=len(x), engine=engine)
     finally:
         registry.OPS.clear()
         registry.OPS.update(saved_ops)
         for m, fn in saved_batch.items():
             setattr(sim._Batch, m, fn)
+        FastKernels.window = saved_window  # type: ignore[method-assign]
         if saved_env is None:
             os.environ.pop("SNNC_THREADS")
         else:
@@ -225,22 +245,29 @@ def main() -> None:
           f"thread(s) each, median of "
           f"{args.repeats}, load average {os.getloadavg()[0]:.1f} at start; "
           "us = microseconds per sample (ORT) or per sample per step (SNN, SJ), wall|CPU")
-    print(f"{'model':>24}  {'ORT us':>11}  {'SNN us':>11}  {'SNN/ORT':>11}  {'SJ us':>13}  "
-          f"{'SNN/SJ':>11}  agree")
+    print(f"{'model':>24}  {'ORT us':>11}  {'SNN us':>11}  {'SNN/ORT':>11}  {'fast us':>11}  "
+          f"{'fast/ORT':>11}  {'SJ us':>13}  {'SNN/SJ':>11}  {'fast/SJ':>11}  agree")
     for model in args.models:
         r = measure(model, x, args.timesteps, args.repeats, sim, args.neuron)
         sj = spikingjelly(r["net"], x, args.timesteps, min(args.repeats, 3))
-        peer = "n/a"
+        # agree: the share of samples where the engines (and SpikingJelly) pick one class
+        agree = float(np.mean(r["fast_outputs"].argmax(1) == r["outputs"].argmax(1)))
+        peer = f"{'n/a':>13}  {'n/a':>11}  {'n/a':>11}  {agree:.3f}"
         if sj is not None:
-            agree = float(np.mean(sj["outputs"].argmax(1) == r["outputs"].argmax(1)))
+            agree = min(agree, float(np.mean(sj["outputs"].argmax(1) == r["outputs"].argmax(1))))
             peer = (f"{_pair(sj['wall'], sj['cpu'], 13, 0)}  "
                     f"{_pair(r['sim_wall'] / sj['wall'], r['sim_cpu'] / sj['cpu'], 11, 2)}  "
+                    f"{_pair(r['fast_wall'] / sj['wall'], r['fast_cpu'] / sj['cpu'], 11, 2)}  "
                     f"{agree:.3f}")
         print(f"{model.name:>24}  {_pair(r['ort_wall'], r['ort_cpu'])}  "
               f"{_pair(r['sim_wall'], r['sim_cpu'])}  "
-              f"{_pair(r['ratio_wall'], r['ratio_cpu'], 11, 2)}  {peer}")
+              f"{_pair(r['sim_ratio_wall'], r['sim_ratio_cpu'], 11, 2)}  "
+              f"{_pair(r['fast_wall'], r['fast_cpu'])}  "
+              f"{_pair(r['fast_ratio_wall'], r['fast_ratio_cpu'], 11, 2)}  {peer}")
         if args.layers:
-            print_layers(layer_times(r["net"], x, args.timesteps, sim))
+            for engine in ENGINES:
+                print(f"  {engine} engine, where a step goes:")
+                print_layers(layer_times(r["net"], x, args.timesteps, sim, engine))
     if not PEERS_PYTHON.exists():
         print(f"(SpikingJelly: {PEERS_PYTHON} missing; run benchmarks/peers/setup_env.sh)")
     if args.memory:

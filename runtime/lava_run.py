@@ -68,7 +68,7 @@ def compare_with_numpy(net: CompiledNetwork, x: np.ndarray, timesteps: int,
         mism["output"] = int((raw.acc != ref.acc).sum())
         diff = float(np.abs(raw.acc - ref.acc).max(initial=0))
         return Comparison(not any(mism.values()), mism, diff, result)
-    sim = simulate(net.graph, x, [timesteps])
+    sim = simulate(net.graph, x, [timesteps])  # the reference engine
     mism = {k: int((result.spikes[k] != v[0]).sum()) for k, v in sim.spikes.items()}
     scale = float(np.abs(sim.outputs[0]).max(initial=0)) or 1.0
     diff = float(np.abs(result.outputs - sim.outputs[0]).max(initial=0)) / scale

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from snnc.backends.numpy import SimulationResult, simulate
-from snnc.backends.numpy.simulator import Observer
+from snnc.backends.numpy.simulator import DEFAULT_ENGINE, Observer
 from snnc.compiler.errors import UsageError
 from snnc.compiler.ir.graph import Graph
 
@@ -51,19 +51,23 @@ class CompiledNetwork:
 
     def simulate(self, x: np.ndarray, timesteps: Sequence[int], batch_size: int = 256,
                  progress: Any = None, record: Sequence[str] = (),
-                 observe: Observer | None = None) -> SimulationResult:
+                 observe: Observer | None = None, engine: str = DEFAULT_ENGINE
+                 ) -> SimulationResult:
         """Outputs at several T in one run (each checkpoint is a prefix of the same run).
         A `loihi` network runs in the NumPy simulator's bit-exact fixed-point mode.
-        `observe` sees per-neuron spike counts of the `record`ed layers (float mode)."""
+        `observe` sees per-neuron spike counts of the `record`ed layers (float mode).
+        engine: "reference" (numpy) or "fast" (compiled kernels; float networks only, a
+        `loihi` network always runs in its fixed-point mode)."""
         if self.target == "loihi":
             if record:
                 raise UsageError("per-layer recording runs in the float simulator; compile "
                                  "with --target numpy to inspect layers")
             return _loihi_numpy(self.graph, x, timesteps, batch_size, progress)
-        return simulate(self.graph, x, timesteps, batch_size, progress, record, observe)
+        return simulate(self.graph, x, timesteps, batch_size, progress, record, observe, engine)
 
     def run(self, x: np.ndarray, timesteps: int | None = None, batch_size: int = 256,
-            progress: Any = None, backend: str = "numpy") -> RunResult:
+            progress: Any = None, backend: str = "numpy", engine: str = DEFAULT_ENGINE
+            ) -> RunResult:
         """Run on the NumPy simulator, or (backend='lava') in Lava's CPU simulation."""
         t = self.default_timesteps if timesteps is None else int(timesteps)
         if t < 1:
@@ -74,7 +78,7 @@ class CompiledNetwork:
             return run_in_lava(self, x, t, progress)
         if backend != "numpy":
             raise UsageError(f"--backend '{backend}' is not one of: numpy, lava")
-        result = self.simulate(x, [t], batch_size, progress)
+        result = self.simulate(x, [t], batch_size, progress, engine=engine)
         return RunResult(t, result.outputs[0], {k: v[0] for k, v in result.spikes.items()})
 
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from snnc.backends.numpy import simulate
+from snnc.backends.numpy.simulator import DEFAULT_ENGINE, ENGINES
 from snnc.compiler.errors import DataError, UsageError
 from snnc.compiler.ir.graph import Graph
 from snnc.compiler.passes import DEFAULT_PIPELINE, DumpSpec, NormSpec, PassOptions, run_pipeline
@@ -78,11 +80,15 @@ def compile(  # noqa: A001 - the public name users expect
     dump_dir: str | os.PathLike[str] | None = None,
     dump_format: str = "text",
     progress: Any = None,
+    engine: str = DEFAULT_ENGINE,
 ) -> CompiledNetwork:
     """Compile an ONNX model (or an imported IR graph) into a spiking network for `timesteps`
     steps, with the conversion methods of `preset` (see snnc.presets), each of which an
-    explicit argument overrides. `progress(n)` is told of calibration progress."""
+    explicit argument overrides. `progress(n)` is told of calibration progress; `engine` is
+    the simulator engine that tuning and layer-wise calibration run on."""
     check_target(target)
+    if engine not in ENGINES:
+        raise UsageError(f"--engine '{engine}' is not one of: {', '.join(ENGINES)}")
     if int(timesteps) < 1:
         raise UsageError(f"--timesteps must be a positive integer, got {timesteps}")
     chosen = preset_options(preset, {"norm": norm, "shift": shift, "neuron": neuron,
@@ -110,7 +116,8 @@ def compile(  # noqa: A001 - the public name users expect
                          f"that snnc's Lava processes do not model yet; --target {target} "
                          "supports --neuron if or lif (use --target numpy for signed)")
     options = PassOptions(calib=calib_x, norm=spec, shift=shift, timesteps=int(timesteps),
-                          neuron=neuron, calibrate=method, simulator=simulate,
+                          neuron=neuron, calibrate=method,
+                          simulator=functools.partial(simulate, engine=engine),
                           progress=progress)
     pipeline = tuple(pipeline)
     if decode == "spikes":
@@ -124,6 +131,7 @@ def compile(  # noqa: A001 - the public name users expect
     settings: dict[str, Any] = {
         "timesteps": int(timesteps), "preset": preset, "norm": str(options.norm),
         "shift": shift, "neuron": neuron, "calibrate": options.calibrate, "decode": decode,
+        "engine": engine,
         "pipeline": list(pipeline),
         "source": Path(model).name if not isinstance(model, Graph) else graph.meta.get("name"),
     }
@@ -145,7 +153,7 @@ def _tune(graph: Graph, pipeline: tuple[str, ...], options: PassOptions,
     recognised = recognise_activations(graph)  # QCFS chains count as trained activations
     norms = norm_candidates(_needs_data(recognised), _has_trained(recognised), per_channel)
     choice = choose(graph, options, lambda o: run_pipeline(graph, pipeline, o),
-                    options.calib, int(options.timesteps), simulate, auto_norm,
+                    options.calib, int(options.timesteps), options.simulator, auto_norm,
                     options.calibrate == "auto", norms)
     tried = [{"candidate": name, "agreement": s.agreement, "error": s.error}
              for name, s in choice.tried]

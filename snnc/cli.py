@@ -94,6 +94,17 @@ def _add_compile_options(p: argparse.ArgumentParser, several_presets: bool = Fal
                    "spike counts of a spiking last layer")
     p.add_argument("--input-shape", type=_shape, metavar="C,H,W",
                    help="sample shape for models whose input size is dynamic")
+    _add_engine_option(p)
+
+
+def _add_engine_option(p: argparse.ArgumentParser) -> None:
+    from snnc.backends.numpy.simulator import DEFAULT_ENGINE, ENGINES
+
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
+                   help="the NumPy simulator's engine (for compile: what tuning and "
+                   "calibration simulate on): fast (default; convolutions and pooling in "
+                   "onnxruntime, IF updates compiled with numba, ~2x faster) or reference "
+                   "(numpy only); they agree up to float rounding")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="numpy simulator (default) or Lava's CPU simulation (needs lava-nc)")
     p.add_argument("--compare", choices=("numpy",), help="with --backend lava: also run "
                    "NumPy and exit 0 only if spikes and outputs agree")
+    _add_engine_option(p)
 
     p = sub.add_parser("eval", help="ANN vs SNN accuracy at several time steps")
     p.add_argument("model", help="ONNX model file")
@@ -169,7 +181,7 @@ def _write_json(path: str, data: Any) -> None:
 def _compile_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"preset": args.preset, "norm": args.norm, "per_channel": args.per_channel,
             "shift": args.shift, "calibrate": args.calibrate, "neuron": args.neuron,
-            "decode": args.decode, "input_shape": args.input_shape}
+            "decode": args.decode, "input_shape": args.input_shape, "engine": args.engine}
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -247,7 +259,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.compare:
         return _run_compare(args, net, x)
     with progress_bar(len(x), "simulating") as bar:
-        result = net.run(x, args.timesteps, progress=bar.update, backend=args.backend)
+        result = net.run(x, args.timesteps, progress=bar.update, backend=args.backend,
+                         engine=args.engine)
     report: dict[str, Any] = {"artifact": Path(args.artifact).name, "samples": int(len(x)),
                               "timesteps": result.timesteps,
                               "spikes_per_sample": result.spikes_per_sample,
@@ -344,7 +357,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(_normalise_argv(argv))
         handler = {"compile": cmd_compile, "run": cmd_run, "eval": cmd_eval,
                    "inspect": cmd_inspect}[args.command]
-        return handler(args)
+        # values that overflow float32 or turn NaN are caught where they matter (weights at
+        # import, activations in calibration) with an error naming the node; numpy's
+        # warnings about them would only bury that message
+        import numpy as np
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            return handler(args)
     except SnncError as exc:
         print(f"snnc: error: {exc}", file=sys.stderr)
         return exc.exit_code

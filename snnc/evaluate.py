@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from snnc.api import compile
+from snnc.backends.numpy.simulator import DEFAULT_ENGINE
 from snnc.compiler.errors import DataError, UsageError
 from snnc.compiler.executor import run_all
 from snnc.runtime import CompiledNetwork, load_data
@@ -79,20 +80,22 @@ class _LayerStats:
 
 def _simulate_method(model: str | os.PathLike[str], x: np.ndarray, y: np.ndarray,
                      ts: list[int], calib_x: np.ndarray | None, options: dict[str, Any],
-                     bar: Any, per_layer: bool) -> tuple[list[dict[str, Any]], dict[str, Any],
-                                                         list[dict[str, Any]], float]:
+                     bar: Any, per_layer: bool, engine: str
+                     ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]],
+                                float]:
     rows: list[dict[str, Any]] = []
     layers: list[dict[str, Any]] = []
-    net = compile(model, calib=calib_x, timesteps=ts[-1], **options)
+    net = compile(model, calib=calib_x, timesteps=ts[-1], engine=engine, **options)
     # largest T first, so that the network just compiled for it serves its own group
     groups = [[t] for t in reversed(ts)] if tuned_for_one_t(net.options) else [ts]
     for group in groups:
         if group[-1] != net.default_timesteps:
-            net = compile(model, calib=calib_x, timesteps=group[-1], **options)
+            net = compile(model, calib=calib_x, timesteps=group[-1], engine=engine, **options)
         stats = _LayerStats(net, x[:PER_LAYER_SAMPLES]) if per_layer else None
-        sim = net.simulate(x, group, progress=bar.update)
+        sim = net.simulate(x, group, progress=bar.update, engine=engine)
         if stats is not None:
-            net.simulate(stats.x, group, record=stats.names, observe=stats.observe)
+            net.simulate(stats.x, group, record=stats.names, observe=stats.observe,
+                         engine=engine)
             layers.extend(stats.rows())
         for k, t in enumerate(group):
             pred = sim.outputs[k].reshape(len(x), -1).argmax(axis=1)
@@ -112,7 +115,7 @@ def _simulate_method(model: str | os.PathLike[str], x: np.ndarray, y: np.ndarray
 def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str],
              timesteps: Sequence[int], calib: str | os.PathLike[str] | None = None,
              presets: Sequence[str] | None = None, per_layer: bool = False,
-             **compile_options: Any) -> dict[str, Any]:
+             engine: str = DEFAULT_ENGINE, **compile_options: Any) -> dict[str, Any]:
     ts = sorted({int(t) for t in timesteps})
     if not ts or ts[0] < 1:
         raise UsageError(f"--timesteps must be positive integers, got {list(timesteps)}")
@@ -130,7 +133,7 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str],
         for k, preset in enumerate(presets):
             rows, settings, found, ann_macs = _simulate_method(
                 model, x, y, ts, calib_x, {**compile_options, "preset": preset}, bar,
-                per_layer and k == 0)
+                per_layer and k == 0, engine)
             methods.append({"name": preset, "settings": settings, "snn": rows})
             layers = layers or found
     first = methods[0]

@@ -154,6 +154,16 @@ def test_writing_is_deterministic(tmp_path: Path) -> None:
     assert write(tmp_path / "a.snn", mixed_graph()) == write(tmp_path / "b.snn", mixed_graph())
 
 
+def test_tuned_compile_is_deterministic(tmp_path: Path) -> None:
+    """The default preset simulates candidates and calibrates layer by layer (fast engine,
+    batch chunks on several threads): the same bytes every time all the same."""
+    calib = np.load(DIGITS / "calib.npz")["x"]
+    for k in (1, 2):
+        snnc.compile(DIGITS / "model.onnx", calib=calib, timesteps=4).save(tmp_path / f"{k}.snn")
+    assert (tmp_path / "1.snn").read_bytes() == (tmp_path / "2.snn").read_bytes()
+    assert load(tmp_path / "1.snn").options["tuned"]  # it did tune
+
+
 def test_saving_a_loaded_file_gives_the_same_bytes(tmp_path: Path,
                                                    digits_net: CompiledNetwork) -> None:
     digits_net.save(tmp_path / "first.snn")

@@ -17,6 +17,9 @@ run in chunks whose state fits in a core's cache (_CHUNK_BYTES), chunks run on t
 thread pool (SNNC_THREADS), and spike counts accumulate per neuron in one byte, summed per
 sample only at checkpoints and every 255 steps. (Preallocated per-node buffers were measured
 slower than fresh arrays: numpy hands back the block just freed, which is still in cache.)
+Two engines share this loop: `reference` (numpy ufuncs and BLAS only) and `fast` (fast.py:
+convolutions and pooling windows in onnxruntime, the IF update in one numba pass), which
+agrees with the reference up to the summation order inside a convolution.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,7 +36,15 @@ from snnc.compiler.executor import check_input
 from snnc.compiler.ir.graph import Graph, Node
 from snnc.compiler.ops import opdef
 from snnc.compiler.ops.parallel import parallel_map
+
+if TYPE_CHECKING:
+    from .fast import FastKernels
 from snnc.compiler.ops.pooling import maxpool
+
+ENGINES = ("reference", "fast")
+# what snnc compile/run/eval use unless told otherwise; simulate() itself defaults to the
+# reference, which tests and the Lava comparison hold the other engines to
+DEFAULT_ENGINE = "fast"
 
 Progress = Callable[[int], None]
 # observe(checkpoint index, T, sample slice, {IF node: net spike count per neuron (n, *shape)})
@@ -69,8 +81,9 @@ class _Batch:
     """The state of one batch in flight."""
 
     def __init__(self, graph: Graph, x: np.ndarray, static: set[str],
-                 record: Collection[str] = ()) -> None:
+                 record: Collection[str] = (), fast: FastKernels | None = None) -> None:
         self.graph = graph
+        self.fast = fast
         self.static: dict[str, np.ndarray] = {graph.input.name: x}
         self.dynamic: list[Node] = []
         for node in graph.nodes[1:]:
@@ -115,12 +128,16 @@ class _Batch:
                 env[node.name] = self._fire(node, inputs[0])
             elif node.op == "maxpool":
                 env[node.name] = self._pool(node, inputs[0])
+            elif self.fast is not None and node.name in self.fast.sessions:
+                env[node.name] = self.fast.window(node, inputs[0])
             else:
                 env[node.name] = opdef(node.op).evaluate(node, inputs)
         self.acc += env[self.graph.output]
 
     def _fire(self, node: Node, z: np.ndarray) -> np.ndarray:
         v = self.v[node.name]
+        if self.fast is not None and node.name in self.fast.theta:
+            return self.fast.fire(node, v, z, self.net.get(node.name), self.hits[node.name])
         v += z
         if "i_shift" in node.params:
             v += node.params["i_shift"]
@@ -158,9 +175,15 @@ class _Batch:
         return out
 
     def _pool(self, node: Node, z: np.ndarray) -> np.ndarray:
-        cum = z.copy() if self.cum[node.name] is None else self.cum[node.name] + z
-        self.cum[node.name] = cum
-        pooled = maxpool(node, cum)
+        cum = self.cum[node.name]
+        if cum is None:
+            cum = self.cum[node.name] = np.array(z, dtype=np.float32)
+        else:
+            cum += z
+        if self.fast is not None and node.name in self.fast.sessions:
+            pooled = self.fast.window(node, cum)
+        else:
+            pooled = maxpool(node, cum)
         out = pooled - self.pooled[node.name]
         self.pooled[node.name] = pooled
         return out
@@ -184,11 +207,15 @@ def _checkpoints(timesteps: int | Sequence[int]) -> list[int]:
 
 def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
              batch_size: int = 256, progress: Progress | None = None,
-             record: Collection[str] = (), observe: Observer | None = None
-             ) -> SimulationResult:
+             record: Collection[str] = (), observe: Observer | None = None,
+             engine: str = "reference") -> SimulationResult:
     """Run the SNN for max(timesteps) steps, recording the decoded output at each checkpoint.
     `observe` is shown, at every checkpoint, the net spike counts per neuron of the IF nodes
-    named in `record` (for calibration and per-layer reports; nothing is kept)."""
+    named in `record` (for calibration and per-layer reports; nothing is kept).
+    engine "fast" runs convolutions and IF updates in compiled kernels (fast.py); it agrees
+    with the reference to float rounding."""
+    if engine not in ENGINES:
+        raise UsageError(f"engine '{engine}' is not one of: {', '.join(ENGINES)}")
     if graph.meta.get("stage") != "snn":
         raise UsageError("this graph has not been converted to a spiking network; "
                          "compile it first (snnc compile)")
@@ -200,8 +227,14 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
     spikes = {name: np.zeros((len(ts), len(x)), dtype=np.int64) for name in if_nodes}
     lock = threading.Lock()  # observe runs for one chunk at a time, from its thread
 
+    fast = None
+    if engine == "fast":
+        from .fast import FastKernels
+
+        fast = FastKernels(graph, {n.name for n in graph.nodes} - static)
+
     def run(chunk: slice) -> None:
-        batch = _Batch(graph, x[chunk], static, record)
+        batch = _Batch(graph, x[chunk], static, record, fast)
         k = 0
         for t in range(1, ts[-1] + 1):
             batch.step()

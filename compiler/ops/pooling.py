@@ -48,6 +48,9 @@ def avgpool(node: Node, x: np.ndarray) -> np.ndarray:
     out, extra = _geometry(node, x.shape[2:])
     geometry = (a["kernel"], a["strides"], a["dilations"], out)
     total = reduce_windows(pad_spatial(x, a["pads"], 0.0, extra), *geometry, np.add)
+    if not any(a["pads"]) and not any(extra):  # every window lies inside: one divisor
+        total /= np.float32(np.prod(a["kernel"]))
+        return total
     # divisor: window cells inside the input (plus declared pads if count_include_pad);
     # the extra ceil-mode padding never counts
     ones = np.ones((1, 1, *x.shape[2:]), dtype=np.float32)
