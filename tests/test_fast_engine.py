@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from netgen import random_cnn
+from zoo import ARCHS, zoo_model
 
 import snnc
 from snnc.backends.numpy import kernels, simulate
@@ -74,6 +75,27 @@ def test_fast_engine_agrees_on_conv_nets(neuron: str) -> None:
         assert total > 0
         diff = sum(np.abs(ref.spikes[n][k] - fast.spikes[n][k]).sum() for n in ref.spikes)
         assert diff <= 1e-3 * total
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_fast_engine_agrees_on_zoo_graphs(arch: str) -> None:
+    """Grouped and pointwise convs, ceil-mode pooling (left to the reference's kernels),
+    concatenations and channel shuffles."""
+    x = np.random.default_rng(2).uniform(0, 1, (16, 3, 16, 16)).astype(F32)
+    net = snnc.compile(import_model(prepare(zoo_model(arch, "new"))), calib=x, norm="max")
+    ref = net.simulate(x, [4, 32], engine="reference")
+    fast = net.simulate(x, [4, 32], engine="fast")
+    scale = max(float(np.abs(ref.outputs).max()), 1e-6)
+    assert float(np.abs(ref.outputs - fast.outputs).max()) <= 1e-3 * scale
+
+
+def test_fast_engine_without_numba_keeps_the_numpy_if_update(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kernels, "AVAILABLE", False)
+    graph = _dense_snn(True, "subtract", True)
+    x = np.random.default_rng(0).normal(0, 1, (32, 12)).astype(F32)
+    np.testing.assert_array_equal(simulate(graph, x, [5], engine="fast").outputs,
+                                  simulate(graph, x, [5]).outputs)
 
 
 def test_unknown_engine_is_a_usage_error() -> None:

@@ -248,7 +248,9 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
                         observe(k, t, chunk, {name: batch.net[name] for name in record})
                 k += 1
 
-    size = min(batch_size, _chunk_size(graph))
+    # at least two chunks, so that two cores have work; not tied to the thread count, so
+    # that results do not depend on it
+    size = min(batch_size, _chunk_size(graph), max(1, -(-len(x) // 2)))
     chunks = [slice(s, s + size) for s in range(0, len(x), size)]
     for chunk, _ in zip(chunks, parallel_map(run, chunks), strict=True):
         if progress is not None:  # in order, from this thread
