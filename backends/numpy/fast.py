@@ -7,9 +7,10 @@ two costs that dominate a step moved to compiled kernels.
 * The IF update runs in one pass over memory (kernels.fire, numba) instead of 4-5 numpy ufunc
   passes; without numba the numpy form is used.
 
-Both change only the order of float additions inside a convolution, so a potential that lands
+The IF kernel does the reference's float operations in the reference's order (bit-equal);
+onnxruntime's convolutions and average pools add in another order, so a potential that lands
 within rounding of a threshold may fire a step earlier or later: outputs agree with the
-reference to float tolerance, not bit for bit (tests/test_fast_engine.py measures it).
+reference to float tolerance, not bit for bit (tests/test_fast_engine.py measures both).
 """
 
 from __future__ import annotations

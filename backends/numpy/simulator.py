@@ -36,10 +36,10 @@ from snnc.compiler.executor import check_input
 from snnc.compiler.ir.graph import Graph, Node
 from snnc.compiler.ops import opdef
 from snnc.compiler.ops.parallel import parallel_map
+from snnc.compiler.ops.pooling import maxpool
 
 if TYPE_CHECKING:
     from .fast import FastKernels
-from snnc.compiler.ops.pooling import maxpool
 
 ENGINES = ("reference", "fast")
 # what snnc compile/run/eval use unless told otherwise; simulate() itself defaults to the
