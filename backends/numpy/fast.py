@@ -15,6 +15,8 @@ reference to float tolerance, not bit for bit (tests/test_fast_engine.py measure
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -25,6 +27,10 @@ from snnc.compiler.ir.graph import Graph, Node
 from . import kernels
 
 _OPSET = 17
+# node -> its session (None: left to numpy), kept while the node lives: tuning and layer-wise
+# calibration simulate many graphs that share most of their nodes
+_SESSIONS: weakref.WeakKeyDictionary[Node, ort.InferenceSession | None] = (
+    weakref.WeakKeyDictionary())
 
 
 def _onnx_node(node: Node) -> tuple[onnx.NodeProto, list[onnx.TensorProto]] | None:
@@ -80,9 +86,10 @@ class FastKernels:
         self.sessions = {}
         for node in graph.nodes:
             if node.name in dynamic and node.op in ("conv", "avgpool", "maxpool"):
-                session = _session(node, shapes[node.inputs[0]])
-                if session is not None:
-                    self.sessions[node.name] = session
+                if node not in _SESSIONS:
+                    _SESSIONS[node] = _session(node, shapes[node.inputs[0]])
+                if _SESSIONS[node] is not None:
+                    self.sessions[node.name] = _SESSIONS[node]
         self.theta: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if kernels.AVAILABLE:
             for node in graph.nodes:
