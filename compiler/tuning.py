@@ -19,13 +19,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import cost
+from .cost import macs, samples_within_budget, upstream_macs
 from .executor import run
 from .ir.graph import Graph
+from .passes.calibrate import MIN_SAMPLES as CALIBRATION_MIN_SAMPLES
 from .passes.calibrate import Simulator
 from .passes.normalize_thresholds import NormSpec
 
 AUTO_PERCENTILES = (90.0, 95.0, 99.0, 99.9, 99.99)
 SCORING_SAMPLES = 256
+MIN_SCORING_SAMPLES = 32
 
 
 @dataclass(frozen=True)
@@ -74,31 +78,68 @@ def norm_candidates(data_based: bool, trained: bool, per_channel: bool = True
 @dataclass(frozen=True)
 class Choice:
     options: object  # the PassOptions that won
-    score: Score
+    score: Score | None  # None: nothing was simulated (see note)
     tried: list[tuple[str, Score]]
+    note: str = ""  # what the compute budget changed, for the user
+
+
+def untuned_percentile(timesteps: int) -> float:
+    """The percentile chosen without simulating: the one tuning picks most often at this T on
+    the digits nets (lower thresholds keep more information when a neuron fires few times)."""
+    return 95.0 if timesteps <= 2 else 99.0 if timesteps <= 4 else 99.9 if timesteps <= 16 \
+        else 99.99
 
 
 def choose(graph: Graph, options: object, compile_with: Callable[[object], Graph],
            calib: np.ndarray, timesteps: int, simulate: Simulator, auto_norm: bool,
-           auto_calibration: bool, norms: Sequence[NormSpec] = ()) -> Choice:
-    """The best of the candidate settings; `compile_with(options)` runs the pipeline."""
-    x = calib[:SCORING_SAMPLES]
-    reference = ann_logits(graph, x)
-    tried: list[tuple[str, Score]] = []
-    best, best_score = None, None
+           auto_calibration: bool, norms: Sequence[NormSpec] = (),
+           progress: Callable[[int], None] | None = None) -> Choice:
+    """The best of the candidate settings; `compile_with(options)` runs the pipeline and
+    `progress(1)` hears of every candidate scored. On large
+    models it scores on fewer samples (compiler/cost.py's budget) and, where even
+    MIN_SCORING_SAMPLES would cost more than HARD_LIMIT_MACS, simulates nothing and says so."""
     # an explicit --calibrate applies to every candidate; `auto` is tried on the winner below
     fixed = "none" if auto_calibration else options.calibrate
     candidates = [replace(options, norm=n, calibrate=fixed) for n in norms] if auto_norm \
         else [replace(options, calibrate=fixed)]
+    per_sample = macs(graph) * timesteps * len(candidates)
+    if per_sample * MIN_SCORING_SAMPLES > cost.HARD_LIMIT_MACS:
+        spec = NormSpec("percentile", untuned_percentile(timesteps),
+                        norms[0].per_channel if norms else True)
+        untuned = replace(options, norm=spec if auto_norm else options.norm, calibrate=fixed)
+        return Choice(untuned, None, [], (
+            f"not tuned: scoring {len(candidates)} candidates on {MIN_SCORING_SAMPLES} samples "
+            f"at T={timesteps} would simulate {per_sample * MIN_SCORING_SAMPLES / 1e12:.0f} "
+            f"TMAC (limit {cost.HARD_LIMIT_MACS / 1e12:.0f}); took norm {untuned.norm}"
+            + (", no calibration" if auto_calibration else "")))
+    samples = samples_within_budget(per_sample, MIN_SCORING_SAMPLES, SCORING_SAMPLES)
+    note = (f"scored on {samples} calibration samples (compute budget)"
+            if samples < min(SCORING_SAMPLES, len(calib)) else "")
+    x = calib[:samples]
+    reference = ann_logits(graph, x)
+    tried: list[tuple[str, Score]] = []
+    best, best_score = None, None
     for candidate in candidates:
         s = score(compile_with(candidate), x, reference, timesteps, simulate)
+        if progress is not None:
+            progress(1)
         tried.append((f"norm {candidate.norm}", s))
         if s.better_than(best_score):
             best, best_score = candidate, s
     if auto_calibration:
+        # layer by layer, each pass simulating up to its layer (calibrate.MIN_SAMPLES at least)
+        snn = compile_with(best)
+        per_pass = timesteps * sum(upstream_macs(snn, n.name) for n in snn.nodes
+                                   if n.op == "if")
+        if per_pass * CALIBRATION_MIN_SAMPLES > cost.HARD_LIMIT_MACS:
+            skipped = (f"calibration not tried: it would simulate "
+                       f"{per_pass * CALIBRATION_MIN_SAMPLES / 1e12:.0f} TMAC")
+            return Choice(best, best_score, tried, "; ".join(filter(None, [note, skipped])))
         calibrated = replace(best, calibrate="bias+potential")
         s = score(compile_with(calibrated), x, reference, timesteps, simulate)
+        if progress is not None:
+            progress(1)
         tried.append((f"norm {best.norm} + calibration", s))
         if s.better_than(best_score):
             best, best_score = calibrated, s
-    return Choice(best, best_score, tried)
+    return Choice(best, best_score, tried, note)

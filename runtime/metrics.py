@@ -17,20 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from snnc.compiler.ir.graph import Graph, Node
+from snnc.compiler.cost import synapses
+from snnc.compiler.ir.graph import Graph
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
 WEIGHTED = ("conv", "linear")
-
-
-def synapses(node: Node) -> int:
-    """Connections a layer makes: every output unit times its fan-in (0 for unweighted ops)."""
-    if node.op == "conv":
-        return int(np.prod(node.shape) * np.prod(node.params["weight"].shape[1:]))
-    if node.op == "linear":
-        return int(node.params["weight"].size * np.prod(node.shape[:-1]))
-    return 0
 
 
 def spiking_sources(graph: Graph, name: str) -> list[str]:

@@ -84,8 +84,8 @@ def compile(  # noqa: A001 - the public name users expect
 ) -> CompiledNetwork:
     """Compile an ONNX model (or an imported IR graph) into a spiking network for `timesteps`
     steps, with the conversion methods of `preset` (see snnc.presets), each of which an
-    explicit argument overrides. `progress(n)` is told of calibration progress; `engine` is
-    the simulator engine that tuning and layer-wise calibration run on."""
+    explicit argument overrides. `progress(n)` is told of every tuning candidate scored and
+    every layer calibrated; `engine` is the simulator engine those simulations run on."""
     check_target(target)
     if engine not in ENGINES:
         raise UsageError(f"--engine '{engine}' is not one of: {', '.join(ENGINES)}")
@@ -123,9 +123,10 @@ def compile(  # noqa: A001 - the public name users expect
     if decode == "spikes":
         pipeline = (SPIKE_OUTPUT, *pipeline)
     tried: list[dict[str, Any]] = []
+    note = ""
     if spec.method == "auto" or method == "auto":  # chosen on the float network
         # netx holds one threshold per layer (lava-dl's CUBA neurons)
-        options, tried = _tune(graph, pipeline, options, per_channel=target != "netx")
+        options, tried, note = _tune(graph, pipeline, options, per_channel=target != "netx")
     pipeline += TARGET_PASSES.get(target, ())  # lava/loihi: synapses, quantization
     snn = run_pipeline(graph, pipeline, options, dump)
     settings: dict[str, Any] = {
@@ -137,11 +138,13 @@ def compile(  # noqa: A001 - the public name users expect
     }
     if tried:
         settings["tuned"] = tried  # chosen for this T on the calibration data
+    if note:
+        settings["tuning_note"] = note  # what the compute budget changed
     return CompiledNetwork(snn, target, settings)
 
 
 def _tune(graph: Graph, pipeline: tuple[str, ...], options: PassOptions,
-          per_channel: bool = True) -> tuple[PassOptions, list[dict[str, Any]]]:
+          per_channel: bool = True) -> tuple[PassOptions, list[dict[str, Any]], str]:
     """Resolve --norm auto / --calibrate auto by simulating the candidates (compiler.tuning)."""
     auto_norm = options.norm.method == "auto"
     if options.calib is None or len(options.calib) == 0:
@@ -149,15 +152,15 @@ def _tune(graph: Graph, pipeline: tuple[str, ...], options: PassOptions,
             raise DataError("--norm auto chooses thresholds on calibration data: pass --calib "
                             "CALIB.npz (or train with Clip activations)")
         fallback = NormSpec() if auto_norm else options.norm
-        return replace(options, norm=fallback, calibrate="none"), []
+        return replace(options, norm=fallback, calibrate="none"), [], ""
     recognised = recognise_activations(graph)  # QCFS chains count as trained activations
     norms = norm_candidates(_needs_data(recognised), _has_trained(recognised), per_channel)
     choice = choose(graph, options, lambda o: run_pipeline(graph, pipeline, o),
                     options.calib, int(options.timesteps), options.simulator, auto_norm,
-                    options.calibrate == "auto", norms)
+                    options.calibrate == "auto", norms, options.progress)
     tried = [{"candidate": name, "agreement": s.agreement, "error": s.error}
              for name, s in choice.tried]
-    return choice.options, tried
+    return choice.options, tried, choice.note
 
 
 def _has_trained(graph: Graph) -> bool:

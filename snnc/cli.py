@@ -192,7 +192,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(args.model).with_suffix(suffix)
     from .progress import progress_bar
 
-    with progress_bar(None, "calibrating", unit="layer") as bar:  # only if calibration runs
+    # one tick per tuning candidate simulated and per layer calibrated (nothing otherwise)
+    with progress_bar(None, "tuning and calibrating", unit="pass") as bar:
         net = snnc.compile(args.model, target=args.target, calib=args.calib,
                            timesteps=args.timesteps, dump_ir=args.dump_ir,
                            dump_dir=args.dump_dir, dump_format=args.dump_format,
@@ -220,6 +221,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"  tried {row['candidate']}: agrees with the ANN on "
               f"{100 * row['agreement']:.1f}% of calibration samples, output error "
               f"{row['error']:.3f}")
+    if net.options.get("tuning_note"):
+        print(f"  {net.options['tuning_note']}")
     _print_loihi_summary(net.graph)
     if args.dump_ir:
         print(f"  IR dumps in {args.dump_dir}")

@@ -36,7 +36,7 @@ PER_LAYER_SAMPLES = 512  # the per-layer report looks at this many samples at mo
 def tuned_for_one_t(options: dict[str, Any]) -> bool:
     return (options.get("shift") in ("input", "bias") or options.get("calibrate", "none")
             != "none" or str(options.get("norm", "")).startswith("mmse")
-            or bool(options.get("tuned")))
+            or bool(options.get("tuned")) or bool(options.get("tuning_note")))
 
 
 class _LayerStats:

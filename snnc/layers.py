@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from snnc.compiler.cost import synapses
 from snnc.compiler.ir.graph import Graph
 from snnc.compiler.ops.registry import fmt_array
-from snnc.runtime.metrics import synapses
 
 COLUMNS = ("layer", "op", "shape", "neurons", "synapses", "theta", "v0", "w bits", "w exp",
            "cores")

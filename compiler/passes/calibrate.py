@@ -14,7 +14,8 @@ d to it, and a potential d*T at the start adds d*T/theta spikes over T steps. `b
 applies the channel-wise correction first and puts the per-neuron remainder into V(0).
 
 The pass simulates, but the compiler does not import a backend: the simulator is handed in
-(`Simulator`, the signature of snnc.backends.numpy.simulate).
+(`Simulator`, the signature of snnc.backends.numpy.simulate). It uses up to `max_samples`
+calibration samples, fewer on large models (compiler/cost.py's budget, at least MIN_SAMPLES).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..cost import samples_within_budget, upstream_macs
 from ..errors import DataError, UsageError
 from ..executor import run_batched
 from ..ir.graph import Graph, Node
@@ -31,6 +33,7 @@ from ..ops.elementwise import channel_view
 
 NAME = "calibrate"
 METHODS = ("none", "bias", "potential", "bias+potential", "auto")
+MIN_SAMPLES = 16  # fewer calibration samples than this make the per-channel means noise
 ProgressFn = Callable[[int], None]
 
 
@@ -102,8 +105,10 @@ def calibrate(graph: Graph, calib: np.ndarray | None, timesteps: int | None,
     if graph.meta.get("shift") == "bias":
         raise UsageError("--calibrate corrects the layer biases itself, which --shift bias "
                          "also changes: use --shift v0 (default) or input with calibration")
-    x = calib[:max_samples]
     names = [n.name for n in graph.nodes if n.op == "if"]
+    # every layer's pass simulates the network up to it: bounded on large models
+    per_sample = int(timesteps) * sum(upstream_macs(graph, name) for name in names)
+    x = calib[:samples_within_budget(per_sample, MIN_SAMPLES, max_samples)]
     for name in names:
         upto = graph.replace(output=name)  # the layers after it do not matter yet
         target = _ann_mean(upto, x, name, batch_size)
