@@ -46,6 +46,13 @@ def upstream_macs(graph: Graph, name: str) -> int:
     return sum(synapses(graph.node(n)) for n in seen)
 
 
+def calibration_macs(graph: Graph, timesteps: int) -> int:
+    """Multiply-adds per sample of layer-wise calibration: each IF layer's pass simulates the
+    network up to it for T steps."""
+    return int(timesteps) * sum(upstream_macs(graph, n.name) for n in graph.nodes
+                                if n.op == "if")
+
+
 def samples_within_budget(macs_per_sample: float, floor: int, ceiling: int) -> int:
     """As many samples as SIMULATION_BUDGET_MACS pays for, between floor and ceiling."""
     if macs_per_sample <= 0:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import cost
-from .cost import macs, samples_within_budget, upstream_macs
+from .cost import calibration_macs, macs, samples_within_budget
 from .executor import run
 from .ir.graph import Graph
 from .passes.calibrate import MIN_SAMPLES as CALIBRATION_MIN_SAMPLES
@@ -95,9 +95,9 @@ def choose(graph: Graph, options: object, compile_with: Callable[[object], Graph
            auto_calibration: bool, norms: Sequence[NormSpec] = (),
            progress: Callable[[int], None] | None = None) -> Choice:
     """The best of the candidate settings; `compile_with(options)` runs the pipeline and
-    `progress(1)` hears of every candidate scored. On large
-    models it scores on fewer samples (compiler/cost.py's budget) and, where even
-    MIN_SCORING_SAMPLES would cost more than HARD_LIMIT_MACS, simulates nothing and says so."""
+    `progress(1)` hears of every candidate scored. On large models it scores on fewer samples
+    (compiler/cost.py's budget) and, where even MIN_SCORING_SAMPLES would cost more than
+    HARD_LIMIT_MACS, simulates nothing and says so."""
     # an explicit --calibrate applies to every candidate; `auto` is tried on the winner below
     fixed = "none" if auto_calibration else options.calibrate
     candidates = [replace(options, norm=n, calibrate=fixed) for n in norms] if auto_norm \
@@ -127,13 +127,11 @@ def choose(graph: Graph, options: object, compile_with: Callable[[object], Graph
         if s.better_than(best_score):
             best, best_score = candidate, s
     if auto_calibration:
-        # layer by layer, each pass simulating up to its layer (calibrate.MIN_SAMPLES at least)
-        snn = compile_with(best)
-        per_pass = timesteps * sum(upstream_macs(snn, n.name) for n in snn.nodes
-                                   if n.op == "if")
-        if per_pass * CALIBRATION_MIN_SAMPLES > cost.HARD_LIMIT_MACS:
+        # on at least calibrate.MIN_SAMPLES samples
+        per_sample = calibration_macs(compile_with(best), timesteps)
+        if per_sample * CALIBRATION_MIN_SAMPLES > cost.HARD_LIMIT_MACS:
             skipped = (f"calibration not tried: it would simulate "
-                       f"{per_pass * CALIBRATION_MIN_SAMPLES / 1e12:.0f} TMAC")
+                       f"{per_sample * CALIBRATION_MIN_SAMPLES / 1e12:.0f} TMAC")
             return Choice(best, best_score, tried, "; ".join(filter(None, [note, skipped])))
         calibrated = replace(best, calibrate="bias+potential")
         s = score(compile_with(calibrated), x, reference, timesteps, simulate)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..cost import samples_within_budget, upstream_macs
+from ..cost import calibration_macs, samples_within_budget
 from ..errors import DataError, UsageError
 from ..executor import run_batched
 from ..ir.graph import Graph, Node
@@ -107,8 +107,8 @@ def calibrate(graph: Graph, calib: np.ndarray | None, timesteps: int | None,
                          "also changes: use --shift v0 (default) or input with calibration")
     names = [n.name for n in graph.nodes if n.op == "if"]
     # every layer's pass simulates the network up to it: bounded on large models
-    per_sample = int(timesteps) * sum(upstream_macs(graph, name) for name in names)
-    x = calib[:samples_within_budget(per_sample, MIN_SAMPLES, max_samples)]
+    x = calib[:samples_within_budget(calibration_macs(graph, timesteps), MIN_SAMPLES,
+                                     max_samples)]
     for name in names:
         upto = graph.replace(output=name)  # the layers after it do not matter yet
         target = _ann_mean(upto, x, name, batch_size)
