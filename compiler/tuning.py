@@ -119,13 +119,18 @@ def choose(graph: Graph, options: object, compile_with: Callable[[object], Graph
     reference = ann_logits(graph, x)
     tried: list[tuple[str, Score]] = []
     best, best_score = None, None
-    for candidate in candidates:
+
+    def trial(candidate: object, label: str) -> None:
+        nonlocal best, best_score
         s = score(compile_with(candidate), x, reference, timesteps, simulate)
         if progress is not None:
             progress(1)
-        tried.append((f"norm {candidate.norm}", s))
+        tried.append((label, s))
         if s.better_than(best_score):
             best, best_score = candidate, s
+
+    for candidate in candidates:
+        trial(candidate, f"norm {candidate.norm}")
     if auto_calibration:
         # on at least calibrate.MIN_SAMPLES samples
         per_sample = calibration_macs(compile_with(best), timesteps)
@@ -133,11 +138,5 @@ def choose(graph: Graph, options: object, compile_with: Callable[[object], Graph
             skipped = (f"calibration not tried: it would simulate "
                        f"{per_sample * CALIBRATION_MIN_SAMPLES / 1e12:.0f} TMAC")
             return Choice(best, best_score, tried, "; ".join(filter(None, [note, skipped])))
-        calibrated = replace(best, calibrate="bias+potential")
-        s = score(compile_with(calibrated), x, reference, timesteps, simulate)
-        if progress is not None:
-            progress(1)
-        tried.append((f"norm {best.norm} + calibration", s))
-        if s.better_than(best_score):
-            best, best_score = calibrated, s
+        trial(replace(best, calibrate="bias+potential"), f"norm {best.norm} + calibration")
     return Choice(best, best_score, tried, note)

@@ -87,3 +87,25 @@ def test_calibration_uses_fewer_samples_on_a_short_budget(
     snnc.compile(digits_model, calib=digits_calib, timesteps=4, norm="percentile:99.9",
                  per_channel=True, calibrate="bias")
     assert set(seen) == {calibrate_pass.MIN_SAMPLES}
+
+
+def test_calibration_candidate_is_skipped_alone_when_only_it_is_too_costly(
+        digits_model: Path, digits_calib: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One norm (given), calibration `auto`: scoring the norm fits the limit, calibrating
+    every layer on the minimum samples does not (that minimum raised here, so that the small
+    CNN's calibration costs more than its scoring)."""
+    from snnc.compiler import tuning
+
+    monkeypatch.setattr(tuning, "CALIBRATION_MIN_SAMPLES", 128)
+    kwargs = {"calib": digits_calib, "timesteps": 4, "norm": "percentile:99.9",
+              "per_channel": True}
+    plain = snnc.compile(digits_model, calibrate="none", **kwargs)
+    scoring = cost.macs(load_onnx(digits_model)) * 4 * tuning.MIN_SCORING_SAMPLES
+    calibrating = cost.calibration_macs(plain.graph, 4) * 128
+    assert calibrating > scoring
+    monkeypatch.setattr(cost, "HARD_LIMIT_MACS", (scoring + calibrating) / 2)
+    net = snnc.compile(digits_model, calibrate="auto", **kwargs)
+    assert "calibration not tried" in net.options["tuning_note"]
+    assert net.options["calibrate"] == "none"
+    assert [row["candidate"] for row in net.options["tuned"]] == [
+        "norm percentile:99.9 per-channel"]
