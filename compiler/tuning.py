@@ -118,22 +118,23 @@ def choose(graph: Graph, options: object, compile_with: Callable[[object], Graph
     x = calib[:samples]
     reference = ann_logits(graph, x)
     tried: list[tuple[str, Score]] = []
-    best, best_score = None, None
+    best, best_score, best_snn = None, None, None
 
     def trial(candidate: object, label: str) -> None:
-        nonlocal best, best_score
-        s = score(compile_with(candidate), x, reference, timesteps, simulate)
+        nonlocal best, best_score, best_snn
+        snn = compile_with(candidate)
+        s = score(snn, x, reference, timesteps, simulate)
         if progress is not None:
             progress(1)
         tried.append((label, s))
         if s.better_than(best_score):
-            best, best_score = candidate, s
+            best, best_score, best_snn = candidate, s, snn
 
     for candidate in candidates:
         trial(candidate, f"norm {candidate.norm}")
     if auto_calibration:
         # on at least calibrate.MIN_SAMPLES samples
-        per_sample = calibration_macs(compile_with(best), timesteps)
+        per_sample = calibration_macs(best_snn, timesteps)
         if per_sample * CALIBRATION_MIN_SAMPLES > cost.HARD_LIMIT_MACS:
             skipped = (f"calibration not tried: it would simulate "
                        f"{per_sample * CALIBRATION_MIN_SAMPLES / 1e12:.0f} TMAC")
