@@ -26,6 +26,8 @@ def synapses(node: Node) -> int:
         return int(np.prod(node.shape) * np.prod(node.params["weight"].shape[1:]))
     if node.op == "linear":
         return int(node.params["weight"].size * np.prod(node.shape[:-1]))
+    if node.op == "sparse":
+        return int(node.params["weight"].size)
     return 0
 
 

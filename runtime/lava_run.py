@@ -10,7 +10,7 @@ import numpy as np
 
 from snnc.compiler.errors import UsageError
 from snnc.compiler.executor import check_input
-from snnc.compiler.populations import input_currents
+from snnc.compiler.loihi.populations import input_currents
 
 from .network import CompiledNetwork, RunResult
 

@@ -22,7 +22,7 @@ from snnc.compiler.ir.graph import Graph
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
-WEIGHTED = ("conv", "linear")
+WEIGHTED = ("conv", "linear", "sparse")
 
 
 def spiking_sources(graph: Graph, name: str) -> list[str]:

@@ -231,8 +231,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def _print_loihi_summary(graph: Any) -> None:
     """Per-layer quantization error and the neurocore mapping (lava/loihi targets)."""
-    from snnc.compiler.passes.map_cores import format_mapping
-    from snnc.compiler.passes.quantize_weights import quant_report
+    from snnc.compiler.loihi.map_cores import format_mapping
+    from snnc.compiler.loihi.quantize_weights import quant_report
 
     report = quant_report(graph)
     if report:

@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     neuron,
     pooling,
     quant,
+    sparse,
 )
 from .registry import OPS, OpDef, opdef
 

@@ -15,20 +15,20 @@ from ..fileio import atomic_write_text
 from ..ir.graph import Graph
 from ..ir.printer import EXTENSIONS, FORMATS
 from ..ir.verify import verify
+from ..loihi.lower_synapses import NAME as LOWER_SYNAPSES
+from ..loihi.lower_synapses import lower_synapses
+from ..loihi.map_cores import NAME as MAP_CORES
+from ..loihi.map_cores import map_cores
+from ..loihi.quantize_weights import NAME as QUANTIZE_WEIGHTS
+from ..loihi.quantize_weights import quantize_weights
 from .calibrate import NAME as CALIBRATE
 from .calibrate import Simulator, calibrate
 from .convert import NAME as CONVERT
 from .convert import convert
 from .fold_batchnorm import NAME as FOLD_BATCHNORM
 from .fold_batchnorm import fold_batchnorm
-from .lower_synapses import NAME as LOWER_SYNAPSES
-from .lower_synapses import lower_synapses
-from .map_cores import NAME as MAP_CORES
-from .map_cores import map_cores
 from .normalize_thresholds import NAME as NORMALIZE_THRESHOLDS
 from .normalize_thresholds import NormSpec, normalize_thresholds
-from .quantize_weights import NAME as QUANTIZE_WEIGHTS
-from .quantize_weights import quantize_weights
 from .recognise_activations import NAME as RECOGNISE_ACTIVATIONS
 from .recognise_activations import recognise_activations
 from .shift_bias import NAME as SHIFT_BIAS

@@ -1,7 +1,8 @@
 """map-cores: assign each population's neurons and synapses to Loihi 2 neurocores under per-core
 limits, and count cores and chips. The graph is unchanged; the report goes in meta['mapping'].
 
-Per population P (neurons n_P, synapses = non-zero entries of its incoming weight matrices):
+Per population P (neurons n_P, synapses = non-zero weights of its incoming synapse layers,
+a conv's counted per tap that lands inside the input, compiler/loihi/synapses.py):
 
     cores_P = max(ceil(n_P / neurons_per_core), ceil(synapses_P / synapses_per_core))
     chips   = ceil(sum_P cores_P / cores_per_chip)
@@ -11,7 +12,7 @@ synapse budget cannot be split and is a ResourceError, as is needing more than `
 Public Loihi 2 figures are uncertain (research notes, section 2), so every limit is a field of
 CoreLimits that callers may change.
 
-Before/after: the IR is the same; meta gains
+Before/after: the IR is the same; each population node's meta gains `cores`, the graph's
     mapping = {"populations": [{"name": "relu2", "neurons": 2048, "synapses": 247808,
                "cores": 2}, ...], "cores": 8, "chips": 1, "limits": {...}}
 """
@@ -27,7 +28,8 @@ import numpy as np
 
 from ..errors import ResourceError
 from ..ir.graph import Graph
-from ..populations import populations
+from .populations import populations
+from .synapses import counts
 
 NAME = "map-cores"
 
@@ -45,16 +47,13 @@ class CoreLimits:
     max_chips: int | None = None
 
 
-def _synapses(pop: Any) -> tuple[int, int]:
-    """(total non-zero synapses, the largest fan-in of one neuron)."""
+def _synapses(graph: Graph, pop: Any) -> tuple[int, int]:
+    """(total synapses, the largest fan-in of one neuron), counted from kernels and sparsity."""
     total, fan_in = 0, 0
-    rows = None
     for syn in pop.synapses:
-        nz = np.asarray(syn.node.params["weight"]) != 0
-        total += int(nz.sum())
-        rows = nz.sum(axis=1) if rows is None else rows + nz.sum(axis=1)
-    if rows is not None:
-        fan_in = int(rows.max(initial=0))
+        n, f = counts(syn.node, graph.node(syn.node.inputs[0]).shape)
+        total += n
+        fan_in += f  # an upper bound where several synapse layers feed one population
     return total, fan_in
 
 
@@ -62,7 +61,7 @@ def map_cores(graph: Graph, limits: CoreLimits | None = None) -> Graph:
     limits = limits or CoreLimits()
     report = []
     for pop in populations(graph):
-        synapses, fan_in = _synapses(pop)
+        synapses, fan_in = _synapses(graph, pop)
         if fan_in > limits.synapses_per_core:
             raise ResourceError(f"{pop.node.origin}: one neuron has {fan_in} input synapses, "
                                 f"above the {limits.synapses_per_core} a core can hold "
@@ -81,7 +80,10 @@ def map_cores(graph: Graph, limits: CoreLimits | None = None) -> Graph:
                             f"{worst['cores']} cores")
     mapping = {"populations": report, "cores": total, "chips": chips,
                "limits": dataclasses.asdict(limits)}
-    return graph.with_meta(mapping=mapping)
+    cores = {r["name"]: r["cores"] for r in report}
+    nodes = [n.replace(meta={**n.meta, "cores": cores[n.name]}) if n.name in cores else n
+             for n in graph.nodes]
+    return graph.replace(nodes).with_meta(mapping=mapping)
 
 
 def format_mapping(mapping: dict[str, Any]) -> str:

@@ -1,5 +1,6 @@
 """The spiking populations of a graph lowered by `lower-synapses`, with their synapses and
-depths: the backend-neutral view that the Loihi backends (NumPy bit-exact mode, Lava) share.
+depths: the backend-neutral view that the NumPy bit-exact mode, the Lava backend and the netx
+exporter share.
 
 Depth: a population fed by the network input has depth 1; otherwise 1 + the deepest source.
 On Loihi every synapse layer delays by one step, so a population of depth k sees at step
@@ -15,18 +16,32 @@ per-channel thresholds is rescaled to the largest one (`threshold_gain`): the sa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ModelError
-from .ir.graph import Graph, Node
+import numpy as np
+
+from ..errors import ModelError
+from ..ir.graph import Graph, Node
+from .formats import input_current, threshold_gain
+from .stages import SYNAPSES_STRUCTURED
+
+__all__ = ["Population", "Synapse", "input_currents", "pool_index", "populations",
+           "spike_theta", "threshold_gain"]
+
+SYNAPSE_KINDS = ("conv", "dense", "sparse")
 
 
 @dataclass(frozen=True, eq=False)
 class Synapse:
-    source: str  # the IF node whose spikes it reads
-    node: Node  # the `linear` node holding the (n_out, n_in) weights
+    source: str  # the population whose spikes it reads
+    node: Node  # the conv / linear / sparse node holding the weights
     delay: int
+
+    @property
+    def kind(self) -> str:
+        return str(self.node.meta["synapse"])
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,6 +52,7 @@ class Population:
     depth: int
     readout: bool = False
     pool_of: str | None = None  # a max-pooling population: the IF node it pools
+    bias: np.ndarray | None = None  # (n,) float bias current per neuron (synapse-fed only)
 
     @property
     def reset_zero(self) -> bool:
@@ -44,36 +60,39 @@ class Population:
 
     @property
     def size(self) -> int:
-        n = 1
-        for d in self.node.shape:
-            n *= d
-        return n
+        return math.prod(self.node.shape)
 
 
-def _synapse_nodes(graph: Graph, name: str) -> list[Node]:
+def _unwrap(graph: Graph, name: str) -> Node:
     node = graph.node(name)
-    if node.op == "reshape":
+    while node.op == "reshape" and "synapse_from" not in node.meta:
         node = graph.node(node.inputs[0])
-    if node.op == "add":
-        return [graph.node(i) for i in node.inputs]
-    return [node]
+    return node
+
+
+def _synapse_nodes(graph: Graph, feed: str) -> tuple[list[Node], np.ndarray | None]:
+    """The synapse nodes feeding value `feed` and the bias current, or ([], None)."""
+    node = graph.node(feed)
+    if not node.meta.get("synapse_bias"):
+        return [], None
+    bias = np.asarray(node.params["shift"], np.float64).reshape(-1)
+    inner = _unwrap(graph, node.inputs[0])
+    terms = [_unwrap(graph, i) for i in inner.inputs] if inner.op == "add" and \
+        "synapse_from" not in inner.meta else [inner]
+    return terms, bias
 
 
 def populations(graph: Graph) -> list[Population]:
     """Populations in topological order; the readout (the graph output) comes last."""
-    if graph.meta.get("synapses") != "dense":
+    if graph.meta.get("synapses") != SYNAPSES_STRUCTURED:
         raise ModelError("this graph has no synapse layers; run the lower-synapses pass "
                          "(compile with --target lava or loihi)")
-    signed = [n for n in graph.nodes if n.op == "if" and n.attrs.get("signed")]
-    if signed:
-        raise ModelError.at(signed[0], "signed spikes (--neuron signed) are not supported by "
-                            "the lava/loihi targets; compile with --neuron if or lif")
     depth: dict[str, int] = {}
     pops: list[Population] = []
 
     def build(name: str, node: Node, feed: str, readout: bool) -> None:
-        syn_nodes = _synapse_nodes(graph, feed)
-        if not all("synapse_from" in n.meta for n in syn_nodes):
+        syn_nodes, bias = _synapse_nodes(graph, feed)
+        if not syn_nodes:
             depth[name] = 1
             pops.append(Population(name, node, (), 1, readout))
             return
@@ -81,7 +100,7 @@ def populations(graph: Graph) -> list[Population]:
         syns = tuple(Synapse(n.meta["synapse_from"], n, k - depth[n.meta["synapse_from"]])
                      for n in syn_nodes)
         depth[name] = k
-        pops.append(Population(name, node, syns, k, readout))
+        pops.append(Population(name, node, syns, k, readout, bias=bias))
 
     for node in graph.nodes:
         if node.op == "if":
@@ -94,22 +113,6 @@ def populations(graph: Graph) -> list[Population]:
     if out.op != "if":
         build(out.name, out, out.name, True)
     return pops
-
-
-def threshold_gain(node: Node) -> Any:
-    """Per-neuron factor (n,) on a population's input, bias and v0 that gives a reset-to-zero
-    population one threshold, max(theta) (an IF neuron is unchanged when all of these scale
-    together); ones for reset by subtraction and for uniform thresholds."""
-    import numpy as np
-
-    n = int(np.prod(node.shape))
-    if node.op != "if" or node.attrs.get("reset", "subtract") != "zero":
-        return np.ones(n)
-    theta = np.broadcast_to(np.asarray(node.params["theta"], np.float64), node.shape)
-    top = float(theta.max())
-    if np.all(theta == top):
-        return np.ones(n)
-    return (top / theta).reshape(n)
 
 
 def spike_theta(graph: Graph, name: str) -> Any:
@@ -127,37 +130,32 @@ def pool_index(graph: Graph, node: Node) -> Any:
     maximum of cumulative inputs; for binary spikes of one amplitude theta per channel each
     count grows by at most 1 per step, so the output is again a binary spike of amplitude
     theta: s_out = max(counts[window]) > previous max."""
-    import numpy as np
-
-    from .ops.pooling import _geometry
-    from .ops.windows import pad_spatial, windows
+    from ..ops.pooling import _geometry
+    from ..ops.windows import pad_spatial, windows
 
     src = graph.node(node.inputs[0])
     a = node.attrs
-    ids = np.arange(int(np.prod(src.shape)), dtype=np.float64).reshape(1, *src.shape)
+    ids = np.arange(math.prod(src.shape), dtype=np.float64).reshape(1, *src.shape)
     _, extra = _geometry(node, src.shape[1:])
     win = windows(pad_spatial(ids, a["pads"], -1.0, extra), a["kernel"], a["strides"],
                   a["dilations"])
-    return win.reshape(int(np.prod(node.shape)), -1).astype(np.int64)
+    return win.reshape(math.prod(node.shape), -1).astype(np.int64)
 
 
 def input_currents(graph: Graph, x: Any, fixed: bool) -> dict[str, Any]:
     """The direct-encoded input current (N, n) of every input-fed population: bias mantissas
     for the fixed-point network, float currents (plus any i_shift) otherwise."""
-    import numpy as np
-
-    from .executor import run_all
-    from .passes.quantize_weights import input_current
+    from ..executor import run
 
     feeds = {p.node.inputs[0]: p for p in populations(graph)
              if not p.synapses and not p.readout and p.pool_of is None}
-    values = run_all(graph, x, keep=lambda name: name in feeds)
     out = {}
     for feed, pop in feeds.items():
+        value = run(graph.replace(output=feed), x)  # only the static subgraph before it
         if fixed:
-            out[pop.name] = input_current(pop.node, values[feed])
+            out[pop.name] = input_current(pop.node, value)
         else:
-            z = values[feed].reshape(len(values[feed]), -1).astype(np.float64)
+            z = value.reshape(len(value), -1).astype(np.float64)
             if "i_shift" in pop.node.params:
                 z = z + np.broadcast_to(pop.node.params["i_shift"], pop.node.shape).reshape(-1)
             out[pop.name] = z * threshold_gain(pop.node)[None, :]
