@@ -20,6 +20,8 @@ from snnc.backends.numpy import simulate
 from snnc.backends.numpy.simulator import DEFAULT_ENGINE, ENGINES
 from snnc.compiler.errors import DataError, UsageError
 from snnc.compiler.ir.graph import Graph
+from snnc.compiler.loihi.feasibility import check_feasible
+from snnc.compiler.loihi.map_cores import CoreLimits
 from snnc.compiler.passes import DEFAULT_PIPELINE, DumpSpec, NormSpec, PassOptions, run_pipeline
 from snnc.compiler.passes.manager import SPIKE_OUTPUT, TARGET_PASSES
 from snnc.compiler.passes.recognise_activations import recognise_activations
@@ -30,6 +32,7 @@ from snnc.runtime import CompiledNetwork, load, load_data
 
 TARGETS = ("numpy", "lava", "loihi", "nir", "netx")
 # targets written as a file of another tool's format, not as an .snn artifact
+LOIHI_TARGETS = ("lava", "loihi")  # lowered to synapses and mapped to neurocores
 EXPORT_SUFFIX = {"nir": ".nir", "netx": ".net"}  # .net: lava-dl's netx HDF5 files
 _LATER: dict[str, str] = {}
 DECODINGS = ("potential", "spikes")  # targets announced but not built yet (lava/loihi: issue #3)
@@ -81,11 +84,13 @@ def compile(  # noqa: A001 - the public name users expect
     dump_format: str = "text",
     progress: Any = None,
     engine: str = DEFAULT_ENGINE,
+    max_chips: int | None = None,
 ) -> CompiledNetwork:
     """Compile an ONNX model (or an imported IR graph) into a spiking network for `timesteps`
     steps, with the conversion methods of `preset` (see snnc.presets), each of which an
     explicit argument overrides. `progress(n)` is told of every tuning candidate scored and
-    every layer calibrated; `engine` is the simulator engine those simulations run on."""
+    every layer calibrated; `engine` is the simulator engine those simulations run on.
+    `max_chips` bounds the Loihi 2 chips the lava/loihi network may need."""
     check_target(target)
     if engine not in ENGINES:
         raise UsageError(f"--engine '{engine}' is not one of: {', '.join(ENGINES)}")
@@ -108,17 +113,25 @@ def compile(  # noqa: A001 - the public name users expect
     method = chosen["calibrate"]
     if calib_x is None and calibrate is None:
         method = "none"  # a preset's calibration needs data; trained thresholds need none
-    shift, neuron = chosen["shift"], chosen.get("neuron", "if")
-    if neuron == "auto":  # signed neurons where the target can run them
-        neuron = "signed" if target == "numpy" else "if"
+    shift, picked = chosen["shift"], chosen.get("neuron", "if")
+    if picked == "auto" or (picked == "signed" and neuron is None):
+        picked = "signed" if target == "numpy" else "if"  # a preset's signed: where it runs
+    neuron = picked
     if neuron == "signed" and target in ("lava", "loihi", "netx"):
         raise UsageError(f"--neuron signed emits negative spikes, which need graded spikes "
                          f"that snnc's Lava processes do not model yet; --target {target} "
                          "supports --neuron if or lif (use --target numpy for signed)")
+    limits = None
+    if max_chips is not None:
+        if int(max_chips) < 1:
+            raise UsageError(f"--max-chips must be a positive integer, got {max_chips}")
+        limits = CoreLimits(max_chips=int(max_chips))
     options = PassOptions(calib=calib_x, norm=spec, shift=shift, timesteps=int(timesteps),
                           neuron=neuron, calibrate=method,
                           simulator=functools.partial(simulate, engine=engine),
-                          progress=progress)
+                          progress=progress, core_limits=limits)
+    if target in LOIHI_TARGETS:  # refuse in seconds what the Loihi passes would refuse
+        check_feasible(graph, calib_x, neuron, limits)
     pipeline = tuple(pipeline)
     if decode == "spikes":
         pipeline = (SPIKE_OUTPUT, *pipeline)

@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timesteps", type=_timesteps, default=32, metavar="T",
                    help="default number of time steps to run (default 32)")
     _add_compile_options(p)
+    p.add_argument("--max-chips", type=int, metavar="N", help="lava/loihi: refuse a network "
+                   "that needs more than N Loihi 2 chips (default: as many as it needs)")
     p.add_argument("--dump-ir", metavar="after-all|PASS,...", help="write the IR after every "
                    "pass, or after the named passes ('import' = before any pass)")
     p.add_argument("--dump-dir", metavar="DIR", help="folder for --dump-ir files")
@@ -181,7 +183,8 @@ def _write_json(path: str, data: Any) -> None:
 def _compile_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"preset": args.preset, "norm": args.norm, "per_channel": args.per_channel,
             "shift": args.shift, "calibrate": args.calibrate, "neuron": args.neuron,
-            "decode": args.decode, "input_shape": args.input_shape, "engine": args.engine}
+            "decode": args.decode, "input_shape": args.input_shape, "engine": args.engine,
+            "max_chips": getattr(args, "max_chips", None)}
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -236,10 +239,14 @@ def _print_loihi_summary(graph: Any) -> None:
 
     report = quant_report(graph)
     if report:
-        print("  quantization (relative error): layer, weights, threshold, bias")
+        print("  quantization: layer, relative error of weights / threshold / bias, weight "
+              "bits, exponent, scale kept to fit the 24-bit state")
         for name, q in report:
+            if "weight_bits" not in q:  # input-fed: no synapses
+                continue
             print(f"    {name:24s} {q.get('weight_rel_err', 0):.2e} "
-                  f"{q.get('theta_rel_err', 0):.2e} {q.get('bias_rel_err', 0):.2e}")
+                  f"{q.get('theta_rel_err', 0):.2e} {q.get('bias_rel_err', 0):.2e} "
+                  f"{q['weight_bits']:2d} {q['weight_exp']:2d} {q.get('input_fit', 1):.3g}")
     if "mapping" in graph.meta:
         print("  resources (Loihi 2):")
         print(format_mapping(graph.meta["mapping"]))

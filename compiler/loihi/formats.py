@@ -20,6 +20,7 @@ INPUT_MAX = STATE_MAX  # one step's synaptic input, << 6, must fit the state
 INPUT_VTH = 2048  # threshold of input-fed populations (their current arrives as a bias)
 INPUT_BIAS_EXP = 6  # the input current arrives in weight units (as netx does for biases)
 SHIFT = 6  # Lava scales weights and thresholds by 2**6 into the state
+MAX_DELAY = 64  # synaptic delays: 1 (every synapse layer) + 0..63 (6 bits, Lava's DelayDense)
 
 
 def mantissa(w: np.ndarray) -> np.ndarray:
@@ -34,10 +35,12 @@ def mantissa(w: np.ndarray) -> np.ndarray:
 
 
 def weight_bits(m: np.ndarray) -> int:
-    """Bits the mantissas use: magnitude bits of the largest, plus a sign bit if mixed."""
-    top = int(np.abs(m).max(initial=0))
-    mixed = bool(np.any(m < 0) and np.any(m > 0))
-    return max(1, math.ceil(math.log2(top + 1))) + int(mixed)
+    """Bits the mantissas use: unsigned magnitude bits, or two's complement bits if mixed."""
+    pos = int(np.max(m, initial=0))
+    neg = -int(np.min(m, initial=0))
+    if pos and neg:
+        return max(math.ceil(math.log2(pos + 1)), math.ceil(math.log2(neg))) + 1
+    return max(1, math.ceil(math.log2(max(pos, neg) + 1)))
 
 
 def bias_format(b_units: np.ndarray) -> tuple[np.ndarray, int]:

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ResourceError
+from ..errors import ModelError, ResourceError
 from ..ir.graph import Graph
+from .formats import MAX_DELAY
 from .populations import populations
 from .synapses import counts
 
@@ -61,6 +62,12 @@ def map_cores(graph: Graph, limits: CoreLimits | None = None) -> Graph:
     limits = limits or CoreLimits()
     report = []
     for pop in populations(graph):
+        for syn in pop.synapses:
+            if syn.delay > MAX_DELAY:
+                raise ModelError.at(pop.node, f"needs a synaptic delay of {syn.delay} steps "
+                                    f"from '{syn.source}' (a skip connection over "
+                                    f"{syn.delay - 1} layers); Loihi 2 delays stop at "
+                                    f"{MAX_DELAY}")
         synapses, fan_in = _synapses(graph, pop)
         if fan_in > limits.synapses_per_core:
             raise ResourceError(f"{pop.node.origin}: one neuron has {fan_in} input synapses, "

@@ -18,7 +18,7 @@ from ..ir.verify import verify
 from ..loihi.lower_synapses import NAME as LOWER_SYNAPSES
 from ..loihi.lower_synapses import lower_synapses
 from ..loihi.map_cores import NAME as MAP_CORES
-from ..loihi.map_cores import map_cores
+from ..loihi.map_cores import CoreLimits, map_cores
 from ..loihi.quantize_weights import NAME as QUANTIZE_WEIGHTS
 from ..loihi.quantize_weights import quantize_weights
 from .calibrate import NAME as CALIBRATE
@@ -49,6 +49,7 @@ class PassOptions:
     calibrate: str = "none"
     simulator: Simulator | None = None
     progress: Callable[[int], None] | None = None
+    core_limits: CoreLimits | None = None  # map-cores (lava, loihi)
 
 
 PassFn = Callable[[Graph, PassOptions], Graph]
@@ -65,7 +66,7 @@ PASSES: dict[str, PassFn] = {
                                       progress=o.progress),
     LOWER_SYNAPSES: lambda g, o: lower_synapses(g),
     QUANTIZE_WEIGHTS: lambda g, o: quantize_weights(g),
-    MAP_CORES: lambda g, o: map_cores(g),
+    MAP_CORES: lambda g, o: map_cores(g, o.core_limits),
 }
 
 DEFAULT_PIPELINE = (RECOGNISE_ACTIVATIONS, FOLD_BATCHNORM, NORMALIZE_THRESHOLDS, CONVERT,
