@@ -6,7 +6,8 @@ the op itself (never by probing with unit inputs).
 A `ConvMap` is the 2-d cross-correlation with zero padding (spatial axes (H, W); a 1-d map is
 viewed as H = 1):
 
-    y[o, i, j] = sum_{c in group(o), ky, kx} K[o, c, ky, kx] x[c, i*s0 - p0 + ky*d0, j*s1 - p1 + kx*d1]
+    y[o, i, j] = sum_{c in group(o), ky, kx} K[o, c, ky, kx]
+                 * x[c, i*s0 - p0 + ky*d0, j*s1 - p1 + kx*d1]
 
 Ops between populations compose into one map per source. Two windows compose into one
 (`compose`), the formula the Loihi path shares everywhere (Lava Conv, netx conv, core counts):

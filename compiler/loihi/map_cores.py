@@ -24,8 +24,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ..errors import ModelError, ResourceError
 from ..ir.graph import Graph
 from .formats import MAX_DELAY
