@@ -334,9 +334,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     path = Path(args.path)
     graph = load(path).graph if path.suffix == ".snn" else load_onnx(path)
     if args.layers:
-        from .layers import format_layers
+        from .layers import format_layers, layers_json
 
-        sys.stdout.write(format_layers(graph))
+        sys.stdout.write(layers_json(graph) if args.format == "json" else format_layers(graph))
     else:
         sys.stdout.write(FORMATS[args.format](graph))
     if args.svg:

@@ -36,6 +36,35 @@ def test_layer_table_matches_a_hand_count(tmp_path: Path, digits_model: Path,
                                   str(9216 + 294912 + 147456 + 1280)]
 
 
+def test_loihi_layer_table_shows_weight_bits_exponents_and_cores(
+        tmp_path: Path, digits_model: Path, digits_calib: Path,
+        capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    out = tmp_path / "d.snn"
+    assert main(["compile", str(digits_model), "--calib", str(digits_calib), "--target", "loihi",
+                 "--preset", "rate-p99.99", "--timesteps", "8", "-o", str(out)]) == 0
+    capsys.readouterr()
+    mapping = snnc.load(out).graph.meta["mapping"]
+    assert main(["inspect", str(out), "--layers", "--format", "json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    rows = {r["layer"]: r for r in table["layers"]}
+    for pop in mapping["populations"]:
+        assert rows[pop["name"]]["cores"] == pop["cores"]
+    assert table["total"]["cores"] == mapping["cores"]
+    synapse_fed = [r for r in table["layers"] if r["weight_bits"] != ""]
+    assert [r["layer"] for r in synapse_fed] == ["relu2", "relu3", "linear1_readout_bias"]
+    for r in synapse_fed:
+        assert 1 <= r["weight_bits"] <= 9 and 0 <= r["weight_exp"] <= 7
+    assert main(["inspect", str(out), "--layers"]) == 0
+    text = capsys.readouterr().out
+    header = text.splitlines()[0].split()
+    assert header[-5:] == ["w", "bits", "w", "exp", "cores"]
+    relu2 = next(line.split() for line in text.splitlines() if line.startswith("relu2 "))
+    assert relu2[-3:] == [str(rows["relu2"]["weight_bits"]), str(rows["relu2"]["weight_exp"]),
+                          str(rows["relu2"]["cores"])]
+
+
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
 def test_svg_rendering(tmp_path: Path, digits_model: Path) -> None:
     svg = tmp_path / "g.svg"

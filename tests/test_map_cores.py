@@ -8,7 +8,7 @@ import pytest
 
 import snnc
 from snnc.compiler.errors import ResourceError
-from snnc.compiler.passes.map_cores import CoreLimits, map_cores
+from snnc.compiler.loihi.map_cores import CoreLimits, map_cores
 
 
 def _valid_taps(size: int, kernel: int = 3, pad: int = 1) -> int:

@@ -1,4 +1,4 @@
-"""Property test of the Loihi 2 formats (compiler/passes/quantize_weights.py) over random small
+"""Property test of the Loihi 2 formats (compiler/loihi/quantize_weights.py) over random small
 CNNs (tests/netgen.py): quantize -> dequantize is off by at most half a quantization step for
 every value of every population and synapse layer, except values the format clips."""
 
@@ -15,14 +15,15 @@ from test_properties import _inputs, nets
 import snnc
 from snnc.compiler.errors import SnncError
 from snnc.compiler.ir.graph import Graph
-from snnc.compiler.passes.quantize_weights import BIAS_MANT_MAX, INPUT_BIAS_EXP
-from snnc.compiler.populations import (
+from snnc.compiler.loihi.formats import BIAS_MANT_MAX, INPUT_BIAS_EXP
+from snnc.compiler.loihi.populations import (
     Population,
     input_currents,
     populations,
     spike_theta,
     threshold_gain,
 )
+from snnc.compiler.loihi.synapses import matrix
 from snnc.frontends.onnx import import_model, prepare
 
 REL_TOL = 1e-9  # float64 round-off of the dequantization itself, relative to a step
@@ -49,7 +50,9 @@ def _check_weights(graph: Graph, pop: Population, gain: np.ndarray, alpha: float
     for syn in pop.synapses:
         src = graph.node(syn.source)
         theta_src = _full(spike_theta(graph, syn.source), src.shape)
-        folded = syn.node.params["weight"].astype(np.float64) * theta_src[None, :] * gain[:, None]
+        in_shape = graph.node(syn.node.inputs[0]).shape
+        weight = matrix(syn.node, in_shape).toarray()
+        folded = weight * theta_src[None, :] * gain[:, None]
         # the matrix's sign mode fixes the mantissa range and step (mixed-sign: even values)
         if np.all(folded >= 0):
             lo, hi, step = 0, 255, 1
@@ -57,7 +60,8 @@ def _check_weights(graph: Graph, pop: Population, gain: np.ndarray, alpha: float
             lo, hi, step = -255, 0, 1
         else:
             lo, hi, step = -256, 254, 2
-        q = syn.node.params["q_weight"]
+        assert syn.node.params["q_weight"].shape == syn.node.params["weight"].shape
+        q = matrix(syn.node, in_shape, "q_weight").toarray()
         assert q.shape == folded.shape and np.all((q >= lo) & (q <= hi)), syn.node.name
         if step == 2:
             assert np.all(q % 2 == 0), f"{syn.node.name}: odd mixed-sign mantissa"
@@ -92,7 +96,7 @@ def _check_population(graph: Graph, pop: Population, avoidable_bias_clip: bool =
             assert clipped == 0, f"{node.name}: clip at the maximum but {clipped} clipped"
         if pop.readout:
             return clipped  # the readout keeps its float bias, added by the host
-        bias = syn0.params["bias"].astype(np.float64)
+        bias = pop.bias
     else:
         scale = float(node.attrs["q_scale"])
         bias = np.zeros(pop.size)  # the input's static current arrives with the input

@@ -26,8 +26,8 @@ whole weight units (v0 = 64 * round(S * v0)), since it enters as input current a
 Each population records its relative errors, weight bits and exponent in `meta['quant']`.
 
 Before:  %relu2_syn0 = conv[3x3](%relu1);  %relu2 = if[theta=4.674, v0=2.337](%relu2_bias)
-After:   same nodes, plus q_weight (int32, the kernel's shape) / q_weight_exp on the synapse
-         node and q_vth, q_v0, q_bias_mant, q_bias_exp, q_scale on the IF node.
+After:   same nodes, plus q_weight (int16 mantissas, the kernel's shape) / q_weight_exp on
+         the synapse node and q_vth, q_v0, q_bias_mant, q_bias_exp, q_scale on the IF node.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def _quantize(graph: Graph, pop: Population, out: dict[str, Node]) -> None:
         "input_fit": round(alpha / best, 6)}
     scale = alpha * 2**exp
     for syn, m in zip(pop.synapses, mants, strict=True):
-        q = syn.node.with_params(q_weight=m.astype(np.int32)).with_attrs(q_weight_exp=exp)
+        q = syn.node.with_params(q_weight=m.astype(np.int16)).with_attrs(q_weight_exp=exp)
         out[syn.node.name] = q.with_attrs(q_scale=scale) if pop.readout else q
     layer = {"weight_bits": quant["weight_bits"], "weight_exp": exp}  # inspect --layers
     if pop.readout:
