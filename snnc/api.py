@@ -85,12 +85,14 @@ def compile(  # noqa: A001 - the public name users expect
     progress: Any = None,
     engine: str = DEFAULT_ENGINE,
     max_chips: int | None = None,
+    core_limits: CoreLimits | None = None,
 ) -> CompiledNetwork:
     """Compile an ONNX model (or an imported IR graph) into a spiking network for `timesteps`
     steps, with the conversion methods of `preset` (see snnc.presets), each of which an
     explicit argument overrides. `progress(n)` is told of every tuning candidate scored and
     every layer calibrated; `engine` is the simulator engine those simulations run on.
-    `max_chips` bounds the Loihi 2 chips the lava/loihi network may need."""
+    `max_chips` bounds the Loihi 2 chips the lava/loihi network may need (`core_limits`:
+    every per-core and per-chip limit, compiler/loihi/map_cores.py)."""
     check_target(target)
     if engine not in ENGINES:
         raise UsageError(f"--engine '{engine}' is not one of: {', '.join(ENGINES)}")
@@ -121,11 +123,11 @@ def compile(  # noqa: A001 - the public name users expect
         raise UsageError(f"--neuron signed emits negative spikes, which need graded spikes "
                          f"that snnc's Lava processes do not model yet; --target {target} "
                          "supports --neuron if or lif (use --target numpy for signed)")
-    limits = None
+    limits = core_limits
     if max_chips is not None:
         if int(max_chips) < 1:
             raise UsageError(f"--max-chips must be a positive integer, got {max_chips}")
-        limits = CoreLimits(max_chips=int(max_chips))
+        limits = replace(limits or CoreLimits(), max_chips=int(max_chips))
     options = PassOptions(calib=calib_x, norm=spec, shift=shift, timesteps=int(timesteps),
                           neuron=neuron, calibrate=method,
                           simulator=functools.partial(simulate, engine=engine),

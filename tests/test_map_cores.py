@@ -43,3 +43,16 @@ def test_a_network_that_does_not_fit_names_the_limit(digits_model: Path,
         map_cores(net.graph, CoreLimits(cores_per_chip=4, max_chips=1))
     small = map_cores(net.graph, CoreLimits(neurons_per_core=256))
     assert small.meta["mapping"]["populations"][1]["cores"] == 8  # 2048 neurons / 256
+
+
+def test_a_network_that_does_not_fit_is_refused_before_tuning(digits_model: Path,
+                                                              digits_calib: Path) -> None:
+    """The default preset would simulate tuning candidates for seconds to minutes; the
+    feasibility check refuses first, naming the layer, the need and the limit."""
+    ticks: list[int] = []
+    with pytest.raises(ResourceError, match=r"needs 8 cores = 2 chips, above the limit of 1 "
+                                            r"chip\(s\) x 4 cores; the largest layer is 'relu3'"):
+        snnc.compile(digits_model, calib=digits_calib, target="loihi", timesteps=8,
+                     progress=ticks.append, core_limits=CoreLimits(cores_per_chip=4),
+                     max_chips=1)
+    assert ticks == []  # no tuning candidate was simulated

@@ -59,6 +59,7 @@ def _synapses(graph: Graph, pop: Any) -> tuple[int, int]:
 def map_cores(graph: Graph, limits: CoreLimits | None = None) -> Graph:
     limits = limits or CoreLimits()
     report = []
+    origins: dict[str, str] = {}
     for pop in populations(graph):
         for syn in pop.synapses:
             if syn.delay > MAX_DELAY:
@@ -75,14 +76,16 @@ def map_cores(graph: Graph, limits: CoreLimits | None = None) -> Graph:
                     math.ceil(synapses / limits.synapses_per_core))
         report.append({"name": pop.name, "neurons": pop.size, "synapses": synapses,
                        "cores": cores})
+        origins[pop.name] = pop.node.origin
     total = sum(r["cores"] for r in report)
     chips = math.ceil(total / limits.cores_per_chip)
     if limits.max_chips is not None and chips > limits.max_chips:
         worst = max(report, key=lambda r: r["cores"])
         raise ResourceError(f"the network needs {total} cores = {chips} chips, above the "
                             f"limit of {limits.max_chips} chip(s) x {limits.cores_per_chip} "
-                            f"cores; the largest layer is '{worst['name']}' with "
-                            f"{worst['cores']} cores")
+                            f"cores; the largest layer is '{worst['name']}' "
+                            f"({origins[worst['name']]}) with {worst['cores']} cores "
+                            "(--max-chips sets the limit)")
     mapping = {"populations": report, "cores": total, "chips": chips,
                "limits": dataclasses.asdict(limits)}
     cores = {r["name"]: r["cores"] for r in report}
