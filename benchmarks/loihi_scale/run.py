@@ -4,12 +4,13 @@
     .venv/bin/python benchmarks/loihi_scale/run.py
     .venv/bin/python benchmarks/loihi_scale/run.py --only vgg16 resnet20 --targets loihi,lif
     .venv/bin/python benchmarks/loihi_scale/run.py --json out/loihi_scale/results.json
+    .venv/bin/python benchmarks/loihi_scale/run.py --snnc /path/to/wrapper  # another checkout
 
 Models: every out/loihi_scale/*.onnx plus tests/data/heldout/{vgg11_maxpool,resnet_small}.onnx.
 Each (model, target) is one fresh child process
 
     .venv/bin/snnc compile MODEL --target T --calib C --timesteps 8 --norm percentile:99.99
-        --per-channel --calibrate none -o out/loihi_scale/NAME-TARGET.snn
+        --per-channel --calibrate none -o out/loihi_scale/NAME-TARGET[-TAG].snn
 
 with targets loihi (`--target loihi`), lava (`--target lava`) and lif (`--target loihi
 --neuron lif`). C is out/loihi_scale/calib224.npz for models named *_224, else
@@ -65,17 +66,17 @@ def calib_for(model: Path) -> Path:
     return HELDOUT / "digits32_calib.npz"
 
 
-def snnc() -> str:
+def default_snnc() -> str:
     exe = Path(sys.executable).with_name("snnc")
     return str(exe if exe.exists() else ROOT / ".venv" / "bin" / "snnc")
 
 
-def compile_one(model: Path, target: str, timeout: float) -> dict:
-    out = OUT / f"{model.stem}-{target}.snn"
-    log = OUT / "logs" / f"{model.stem}-{target}.log"
+def compile_one(model: Path, target: str, timeout: float, snnc: str, tag: str) -> dict:
+    stem = f"{model.stem}-{target}" + (f"-{tag}" if tag else "")
+    out, log = OUT / f"{stem}.snn", OUT / "logs" / f"{stem}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
-    cmd = [snnc(), "compile", str(model), *TARGETS[target], "--calib", str(calib_for(model)),
+    cmd = [snnc, "compile", str(model), *TARGETS[target], "--calib", str(calib_for(model)),
            *COMMON, "-o", str(out)]
     t0 = time.perf_counter()
     with open(log, "w") as f:
@@ -118,6 +119,11 @@ def main() -> int:
                    help="comma-separated subset of loihi,lava,lif (default: all three)")
     p.add_argument("--tail", type=int, default=3, help="compile output lines shown per run")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per compile")
+    p.add_argument("--snnc", default=default_snnc(),
+                   help="snnc executable (default: the one beside this Python, i.e. .venv's); "
+                   "e.g. a wrapper running another checkout, for a before/after comparison")
+    p.add_argument("--tag", default="", help="suffix for the .snn and log names "
+                   "(NAME-TARGET-TAG), so runs of two checkouts do not overwrite each other")
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--strict", action="store_true", help="exit 1 if any compile failed")
     args = p.parse_args()
@@ -135,7 +141,7 @@ def main() -> int:
     print(head, flush=True)
     for model in paths:
         for target in targets:
-            r = compile_one(model, target, args.timeout)
+            r = compile_one(model, target, args.timeout, args.snnc, args.tag)
             results.append(r)
             rc = "T/O" if r["timed_out"] else str(r["rc"])
             tail = r["tail"][-args.tail:] if args.tail > 0 else []
