@@ -1,7 +1,8 @@
 """netx export: the digits CNN is written as lava-dl's netx HDF5 (input -> conv -> conv ->
 flatten -> dense), read back with h5py only (lava-dl is not installed), and re-implemented
-in NumPy: the kernels reproduce the loihi pipeline's integer synapse matrices exactly, and
-Lava's LIF equations run on the file classify the digits. Networks netx cannot hold are
+in NumPy: the conv layers are the loihi pipeline's conv synapses (geometry and kernel as
+lower-synapses composed them), their kernels reproduce its integer synapse matrices exactly,
+and Lava's LIF equations run on the file classify the digits. Networks netx cannot hold are
 refused with the offending layers named."""
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 import snnc
 from snnc.cli import main
 from snnc.compiler.errors import ModelError
+from snnc.compiler.loihi.populations import populations
+from snnc.compiler.loihi.synapses import matrix
 from snnc.compiler.passes import run_pipeline
-from snnc.compiler.populations import populations
 
 h5py = pytest.importorskip("h5py")
 from snnc.backends.netx import input_bias, write_netx  # noqa: E402
@@ -96,10 +98,35 @@ def test_layers_types_shapes_and_neurons(netx_file: Path) -> None:
         assert f["layer/4"].attrs["snnc_readout_scale"] > 0
 
 
-def test_kernels_reproduce_the_quantized_synapse_matrices(netx_file: Path, digits_snn) -> None:
+@pytest.fixture(scope="module")
+def lowered(digits_snn):
+    return run_pipeline(digits_snn.graph, ("lower-synapses", "quantize-weights"))
+
+
+def test_conv_layers_are_the_conv_synapses(netx_file: Path, lowered) -> None:
+    """Each conv layer is its population's conv synapse node, geometry and kernel unchanged:
+    no second window implementation in the exporter."""
+    pops = populations(lowered)[1:]
+    layers = [layer for layer in _read(netx_file) if layer["type"] in ("conv", "dense")]
+    kinds = [pop.synapses[0].kind for pop in pops]
+    assert kinds == [layer["type"] for layer in layers] == ["conv", "conv", "dense"]
+    for layer, pop in zip(layers, pops, strict=True):
+        node = pop.synapses[0].node
+        if node.op != "conv":
+            continue
+        a = node.attrs
+        np.testing.assert_array_equal(layer["weight"], node.params["q_weight"])
+        assert list(layer["kernelSize"]) == list(node.params["q_weight"].shape[2:])
+        assert list(layer["stride"]) == list(a["strides"])
+        assert list(layer["padding"]) == list(a["pads"][:2]) == list(a["pads"][2:])
+        assert list(layer["dilation"]) == list(a["dilations"])
+        assert int(layer["groups"]) == int(a["groups"])
+        assert tuple(layer["shape"]) == tuple(node.shape)
+
+
+def test_kernels_reproduce_the_quantized_synapse_matrices(netx_file: Path, lowered) -> None:
     """Random spike patterns through the file's layers give exactly the integer currents of
     the loihi pipeline's synapse matrices."""
-    lowered = run_pipeline(digits_snn.graph, ("lower-synapses", "quantize-weights"))
     pops = populations(lowered)[1:]
     layers = [layer for layer in _read(netx_file) if layer["type"] in ("conv", "dense")]
     assert len(layers) == len(pops)
@@ -108,7 +135,8 @@ def test_kernels_reproduce_the_quantized_synapse_matrices(netx_file: Path, digit
     for layer, pop in zip(layers, pops, strict=True):
         syn = pop.synapses[0]
         spikes = (rng.random((64, *shape)) < 0.3).astype(np.float64)
-        expected = spikes.reshape(64, -1) @ syn.node.params["q_weight"].T.astype(np.float64)
+        m = matrix(syn.node, tuple(lowered.node(syn.node.inputs[0]).shape), "q_weight")
+        expected = (m @ spikes.reshape(64, -1).T).T
         np.testing.assert_array_equal(_synapse(layer, spikes), expected)
         shape = tuple(layer["shape"])
         if not pop.readout:  # the weight exponent moved into the threshold
@@ -170,6 +198,89 @@ def test_max_pooling_is_refused(digits_calib: Path, test_data: Path) -> None:
                        preset="rate-p99.99")
     with pytest.raises(ModelError, match="max pooling"):
         write_netx(net.graph, Path("never-written.net"))
+
+
+def _tiny_cnn(path: Path, middle: list[tuple[str, dict[str, Any]]]) -> Path:
+    """input (1, 8, 8) -> 3x3 conv -> ReLU 'relu1' -> `middle` ops (op, attrs; a Conv gets a
+    4 -> 4 channel 3x3 kernel, a Slice its starts/ends/axes as inputs) -> ReLU 'relu2' ->
+    Flatten -> Gemm (3 classes)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = []
+
+    def const(name: str, value: np.ndarray, dtype: Any = np.float32) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype), name))
+        return name
+
+    nodes = [helper.make_node("Conv", ["x", const("w1", rng.normal(0, 0.5, (4, 1, 3, 3))),
+                                       const("b1", np.full(4, 0.1))], ["c1"], name="conv1",
+                              kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1")]
+    last = "r1"
+    for k, (op, attrs) in enumerate(middle):
+        out = f"m{k}"
+        if op == "Conv":
+            inputs = [last, const(f"wm{k}", rng.normal(0, 0.3, (4, 4, 3, 3))),
+                      const(f"bm{k}", np.full(4, 0.1))]
+            nodes.append(helper.make_node(op, inputs, [out], name=f"conv_m{k}",
+                                          kernel_shape=[3, 3], **attrs))
+        else:  # Slice: attrs are its index inputs
+            inputs = [last] + [const(f"{key}{k}", v, np.int64) for key, v in attrs.items()]
+            nodes.append(helper.make_node(op, inputs, [out], name=f"slice_m{k}"))
+        last = out
+    nodes.append(helper.make_node("Relu", [last], ["r2"], name="relu2"))
+    nodes.append(helper.make_node("Flatten", ["r2"], ["f"], name="flatten"))
+
+    def make(outputs: list[Any]) -> Any:
+        return helper.make_model(helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info(
+            "x", TensorProto.FLOAT, [1, 1, 8, 8])], outputs, inits),
+            opset_imports=[helper.make_opsetid("", 13)])
+
+    inferred = onnx.shape_inference.infer_shapes(make([helper.make_tensor_value_info(
+        "f", TensorProto.FLOAT, None)]))
+    dims = next(v.type.tensor_type.shape.dim for v in inferred.graph.output if v.name == "f")
+    n_in = int(dims[1].dim_value)
+    nodes.append(helper.make_node("Gemm", ["f", const("wg", rng.normal(0, 0.1, (3, n_in))),
+                                           const("bg", np.zeros(3))], ["y"], name="gemm",
+                                  transB=1))
+    onnx.save(make([helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])]), path)
+    return path
+
+
+def _tiny_snn(tmp_path: Path, middle: list[tuple[str, dict[str, Any]]]
+              ) -> snnc.runtime.CompiledNetwork:
+    model = _tiny_cnn(tmp_path / "tiny.onnx", middle)
+    calib = np.random.default_rng(1).random((16, 1, 8, 8)).astype(np.float32)
+    return snnc.compile(model, calib=calib, shift="none", preset="rate-p99.99")
+
+
+def test_a_plain_strided_conv_is_a_netx_conv(tmp_path: Path) -> None:
+    net = _tiny_snn(tmp_path, [("Conv", {"strides": [2, 2], "pads": [1, 1, 1, 1]})])
+    write_netx(net.graph, tmp_path / "tiny.net")
+    layers = _read(tmp_path / "tiny.net")
+    assert [layer["type"] for layer in layers] == ["input", "conv", "flatten", "dense"]
+    assert tuple(layers[1]["shape"]) == (4, 4, 4)
+    assert list(layers[1]["stride"]) == [2, 2] and list(layers[1]["padding"]) == [1, 1]
+
+
+def test_asymmetric_padding_is_refused_by_name(tmp_path: Path) -> None:
+    """pads (0, 0, 1, 1) at stride 2: no symmetric padding gives the same 4x4 output."""
+    net = _tiny_snn(tmp_path, [("Conv", {"strides": [2, 2], "pads": [0, 0, 1, 1]})])
+    with pytest.raises(ModelError, match=r"'relu2' \(Relu\)[\s\S]*asymmetric padding "
+                       r"\[0, 0, 1, 1\]"):
+        write_netx(net.graph, tmp_path / "tiny.net")
+    assert not (tmp_path / "tiny.net").exists()
+
+
+def test_sparse_synapses_are_refused_by_name(tmp_path: Path) -> None:
+    """A crop before a conv: lower-synapses holds that stretch as a sparse matrix."""
+    crop = {"starts": [1, 1], "ends": [7, 7], "axes": [2, 3]}
+    net = _tiny_snn(tmp_path, [("Slice", crop), ("Conv", {"pads": [1, 1, 1, 1]})])
+    with pytest.raises(ModelError, match=r"'relu2' \(Relu\)[\s\S]*neither a convolution "
+                       r"nor a dense layer"):
+        write_netx(net.graph, tmp_path / "tiny.net")
 
 
 def test_cli_target_netx(tmp_path: Path, digits_model: Path, digits_calib: Path,

@@ -1,15 +1,22 @@
 """Export a converted network as lava-dl netx HDF5 (`.net`), the file that
 `lava.lib.dl.netx.hdf5.Network(net_config=PATH)` turns into Lava processes.
 
-netx holds a chain of layers with stock CUBA neurons (Lava's LIF):
+netx holds a chain of layers with stock CUBA neurons (Lava's LIF), one per population of the
+loihi pipeline's lowered graph (compiler/loihi/populations.py), written from its synapse node:
 
     /layer/0     input    the first spiking layer. netx drives it through its bias only, so
                           the host computes the direct-encoded input current: `input_bias`
-    /layer/k     conv     where the synapse matrix is exactly a 2-d convolution (conv.py;
-                          average pooling before it is folded into a strided kernel)
-                 flatten  + dense otherwise (netx flattens in C,H,W order, as snnc does)
-    /layer/last  dense    the readout: a neuron that never fires, with v = this step's
-                          current; output = sum over steps of v / (64 * readout_scale * T)
+    /layer/k     conv     from a conv synapse: its kernel, strides, pads, dilations and groups
+                          as they are (lower-synapses already composed any average pooling
+                          before a conv into one strided window: compiler/loihi/linear_maps.py)
+                 dense    from a dense synapse, after a `flatten` when it reads an image layer
+                          (netx flattens in C,H,W order, as snnc does)
+    /layer/last  dense    the readout (or conv): a neuron that never fires, with v = this
+                          step's current; output = sum over steps of v / (64 * readout_scale * T)
+
+Refused, naming the layer: sparse synapses (crops, shuffles, mostly-zero matrices), a conv whose
+padding differs between the two sides of an axis, a conv with a bias that varies within a
+channel, a conv reading a dense layer, and anything that is not a chain.
 
 The integers are the loihi pipeline's (lower-synapses, quantize-weights): 8-bit weight
 mantissas, thresholds and biases in weight units. A layer's weight exponent e moves into its
@@ -36,11 +43,11 @@ import numpy as np
 from snnc.compiler.errors import ModelError, UsageError
 from snnc.compiler.fileio import atomic_path
 from snnc.compiler.ir.graph import Graph
+from snnc.compiler.loihi.formats import BIAS_MANT_MAX, VTH_MAX
+from snnc.compiler.loihi.linear_maps import as_chw
+from snnc.compiler.loihi.populations import Population, Synapse, input_currents, populations
+from snnc.compiler.loihi.stages import QUANTIZED
 from snnc.compiler.passes.manager import LOWER_SYNAPSES, QUANTIZE_WEIGHTS, run_pipeline
-from snnc.compiler.passes.quantize_weights import BIAS_MANT_MAX, VTH_MAX
-from snnc.compiler.populations import Population, input_currents, populations
-
-from .conv import cone, geometry, grouped, kernel_of
 
 I_DECAY_NONE = 4096  # du = iDecay - 1 = 4095: no current memory
 V_DECAY_NONE = 0  # no voltage leak: integrate-and-fire
@@ -113,7 +120,7 @@ def _check_chain(graph: Graph) -> None:
 def _lowered(graph: Graph) -> Graph:
     if graph.meta.get("stage") != "snn":
         raise UsageError("only a converted (spiking) network can be exported to netx")
-    if graph.meta.get("quantized") == "loihi2":
+    if graph.meta.get("quantized") == QUANTIZED:
         return graph
     _check_chain(graph)
     return run_pipeline(graph, (LOWER_SYNAPSES, QUANTIZE_WEIGHTS))
@@ -132,41 +139,72 @@ def _neuron(vth: int, v_decay: int = V_DECAY_NONE) -> dict[str, int]:
     return {"iDecay": I_DECAY_NONE, "vDecay": v_decay, "vThMant": vth, "refDelay": 1}
 
 
+def _layer_shape(pop: Population) -> tuple[int, ...]:
+    """The shape of a population's netx layer: (C, H, W) for a map, a 1-d map (C, L) as
+    (C, 1, L) (the view lower-synapses gives its conv synapses), flat values as they are."""
+    chw = as_chw(tuple(pop.node.shape))
+    return chw if chw is not None else tuple(int(d) for d in pop.node.shape)
+
+
 def _input_layer(pop: Population) -> Layer:
     p = pop.node.params
-    return Layer("input", {"shape": np.array(pop.node.shape)}, _neuron(_vth(pop, p["q_vth"])),
+    return Layer("input", {"shape": np.array(_layer_shape(pop))},
+                 _neuron(_vth(pop, p["q_vth"])),
                  {"snnc_layer": pop.name, "snnc_input_scale": float(pop.node.attrs[
                      "q_input_scale"]), "snnc_v_init": p["q_v0"] / 64.0})
 
 
-def _conv_layer(snn: Graph, pop: Population, weight: np.ndarray, src_shape: tuple[int, ...],
-                bias: np.ndarray) -> dict[str, Any] | None:
-    """The conv datasets if the synapse matrix is a convolution with a per-channel bias."""
-    out = tuple(pop.node.shape)
-    value = snn.output if pop.readout else snn.node(pop.name).inputs[0]
-    g = geometry(cone(snn, value)) if len(out) == 3 and len(src_shape) == 3 else None
-    kernel = None if g is None else kernel_of(weight, src_shape, out, g)
+def _conv_data(pop: Population, syn: Synapse, in_shape: tuple[int, ...], bias: np.ndarray
+               ) -> dict[str, Any]:
+    """The datasets of a netx conv layer, straight from a conv synapse node: its kernel
+    (C_out, C_in / groups, kH, kW, torch's cross-correlation, which netx flips for Lava's Conv),
+    strides, begin pads, dilations and groups, all (y, x) as netx reads them."""
+    node, a = syn.node, syn.node.attrs
+    weight = np.asarray(node.params["q_weight"], np.int64)
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    out = tuple(int(d) for d in node.shape)
+    stride = [int(s) for s in a["strides"]]
+    dilation = [int(d) for d in a["dilations"]]
+    pads = [int(p) for p in a["pads"]]
+    # netx (Lava's Conv) pads both sides alike: the end pads must change nothing, i.e. the
+    # begin pads on both sides give the same output size (extra end zeros are never read)
+    for axis in range(2):
+        span = dilation[axis] * (kernel[axis] - 1) + 1
+        size = (in_shape[1 + axis] + 2 * pads[axis] - span) // stride[axis] + 1
+        if size != out[1 + axis]:
+            raise ModelError.at(pop.node, f"reads '{syn.source}' through a convolution with "
+                                f"asymmetric padding {pads} (top, left, bottom, right); a "
+                                "netx conv layer pads both sides alike. Export this model "
+                                "with --target loihi or --target nir instead.")
     per_channel = bias.reshape(out[0], -1)
-    if kernel is None or np.ptp(per_channel, axis=1).any():
-        return None
-    kernel, groups = grouped(kernel)
-    return {"shape": np.array(out), "inChannels": src_shape[0], "outChannels": out[0],
-            "kernelSize": np.array(g.kernel), "stride": np.array(g.stride),
-            "padding": np.array(g.padding), "dilation": np.array(g.dilation),
-            "groups": groups, "weight": kernel.astype(np.int32),
+    if np.ptp(per_channel, axis=1).any():
+        raise ModelError.at(pop.node, "has a bias current that differs within a channel "
+                            "(zero padding after a bias), but a netx conv layer has one bias "
+                            "per channel. Export this model with --target loihi or --target "
+                            "nir instead.")
+    return {"shape": np.array(out), "inChannels": in_shape[0], "outChannels": out[0],
+            "kernelSize": np.array(kernel), "stride": np.array(stride),
+            "padding": np.array(pads[:2]), "dilation": np.array(dilation),
+            "groups": int(a["groups"]), "weight": weight.astype(np.int32),
             "bias": per_channel[:, 0].astype(np.int32)}
 
 
-def _synapse_layers(snn: Graph | None, lowered: Graph, pop: Population, spatial: bool
-                    ) -> list[Layer]:
+def _synapse_layers(lowered: Graph, pop: Population, prev: Layer) -> list[Layer]:
+    """The netx layers of a population fed by the layer `prev` (flatten + dense, or conv)."""
     if len(pop.synapses) != 1:
         raise ModelError.at(pop.node, "reads several layers; netx layers form a chain")
     syn = pop.synapses[0]
-    weight = syn.node.params["q_weight"].astype(np.int64)
+    if syn.kind == "sparse":
+        raise ModelError.at(pop.node, f"reads '{syn.source}' through synapses that are "
+                            "neither a convolution nor a dense layer (a crop, channel "
+                            "shuffle, transpose or mostly-zero matrix, held as a sparse "
+                            "matrix); netx holds conv and dense layers only. Export this "
+                            "model with --target loihi or --target nir instead.")
     exp = int(syn.node.attrs["q_weight_exp"])
     if pop.readout:  # float bias and scale S: bias in weight units = round(S * b)
+        assert pop.bias is not None
         scale = float(syn.node.attrs["q_scale"])
-        bias = np.rint(scale * syn.node.params["bias"].astype(np.float64))
+        bias = np.rint(scale * pop.bias)
         neuron, attrs = _neuron(VTH_MAX, V_DECAY_ALL), {"snnc_readout_scale": scale}
     else:  # move the weight exponent into threshold and bias (netx rescales weights)
         p, a = pop.node.params, pop.node.attrs
@@ -174,18 +212,25 @@ def _synapse_layers(snn: Graph | None, lowered: Graph, pop: Population, spatial:
         neuron = _neuron(_vth(pop, p["q_vth"] / 2.0**exp))
         attrs = {"snnc_v_init": p["q_v0"] / 64.0 / 2**exp}
     attrs["snnc_layer"] = pop.name
-    src_shape = tuple(lowered.node(syn.source).shape)
-    conv = None
-    if spatial and snn is not None:
-        conv = _conv_layer(snn, pop, weight, src_shape, bias)
-    if conv is not None:
-        return [Layer("conv", conv, neuron, attrs)]
+    prev_shape = tuple(int(d) for d in prev.data["shape"])
+    if syn.kind == "conv":
+        in_shape = tuple(int(d) for d in lowered.node(syn.node.inputs[0]).shape)
+        if len(prev_shape) != 3 or in_shape != prev_shape:
+            raise ModelError.at(pop.node, f"reads '{syn.source}' through a convolution, but "
+                                f"netx holds that layer as {len(prev_shape)}-d values "
+                                f"{list(prev_shape)} (a dense layer's output); netx "
+                                "convolutions read input or conv layers. Export this model "
+                                "with --target loihi or --target nir instead.")
+        return [Layer("conv", _conv_data(pop, syn, in_shape, bias), neuron, attrs)]
+    weight = np.asarray(syn.node.params["q_weight"], np.int64)  # (n_out, n_in)
+    assert weight.shape[1] == int(np.prod(prev_shape)), (weight.shape, prev_shape)
     dense = Layer("dense", {"shape": np.array([weight.shape[0]]),
                             "inFeatures": weight.shape[1], "outFeatures": weight.shape[0],
                             "weight": weight.astype(np.int32),
                             "bias": bias.astype(np.int32)}, neuron, attrs)
-    if not spatial:
+    if len(prev_shape) != 3:
         return [dense]
+    # netx flattens an image layer in (C, H, W) order, as snnc's flatten does
     return [Layer("flatten", {"shape": np.array([weight.shape[1]])}), dense]
 
 
@@ -211,18 +256,16 @@ def _notes(graph: Graph, layers: list[Layer]) -> list[str]:
 def to_netx(graph: Graph) -> NetxNetwork:
     """The netx layers of a converted network (an SNN graph, or one compiled for loihi)."""
     lowered = _lowered(graph)
-    snn = None if graph is lowered else graph
     pops = populations(lowered)
     for prev, pop in zip(pops, pops[1:], strict=False):
-        if pop.pool_of is not None or pop.synapses[0].source != prev.name:
+        if pop.pool_of is not None or not pop.synapses or pop.synapses[0].source != prev.name:
             raise ModelError.at(pop.node, "does not read the layer before it; netx layers "
                                 "form a chain with no pooling")
     if pops[0].readout or pops[0].synapses:
         raise ModelError("the network has no spiking layer fed by the input; netx needs one")
     layers = [_input_layer(pops[0])]
     for pop in pops[1:]:
-        spatial = layers[-1].kind in ("input", "conv") and len(layers[-1].data["shape"]) == 3
-        layers += _synapse_layers(snn, lowered, pop, spatial)
+        layers += _synapse_layers(lowered, pop, layers[-1])
     from snnc import __version__
 
     resets = sorted({n.attrs.get("reset", "subtract") for n in graph.nodes if n.op == "if"})
@@ -240,7 +283,7 @@ def input_bias(graph: Graph, x: np.ndarray) -> np.ndarray:
     lowered = _lowered(graph)
     first = populations(lowered)[0]
     bias = input_currents(lowered, x, fixed=True)[first.name]
-    bias = bias.reshape(len(bias), *first.node.shape)
+    bias = bias.reshape(len(bias), *_layer_shape(first))
     return bias.transpose(0, 3, 2, 1) if bias.ndim == 4 else bias
 
 
