@@ -19,7 +19,8 @@ mantissa bits used, reported as `input_fit` < 1); e is then the largest exponent
 vth, v plus one step's input and bias, and the bias mantissa in range.
 Populations fed by the network input take it as a bias current: S = 2048 / max(theta), bias
 exponent 6 (the current in weight units), mantissa clipped to +-4095 (two thresholds).
-The readout (graph output) keeps its float bias (added by the host) and scale S = alpha.
+The readout (graph output) keeps its float bias (added by the host) and scale S = alpha; its
+input is summed on the host, so only each step's message (not << 6) must fit 24 bits.
 Reset-to-zero populations (Lava's stock LIF) need one threshold: their weights, bias and v0
 are first multiplied per neuron by max(theta) / theta (`threshold_gain`), and v0 is rounded to
 whole weight units (v0 = 64 * round(S * v0)), since it enters as input current at the restart.
@@ -143,9 +144,10 @@ def _input_fed(pop: Population, out: dict[str, Node]) -> None:
 
 
 def _peak_input(pop: Population, mants: list[np.ndarray]) -> float:
-    """The largest synaptic input (<< 6, before the exponent) one step can bring a neuron."""
+    """The largest synaptic input (before the exponent) one step can bring a neuron: << 6
+    into a neuron's 24-bit state; the readout sums the synapses' messages on the host."""
     total = sum(row_abs_sums(s.node, m) for s, m in zip(pop.synapses, mants, strict=True))
-    return float(np.max(total)) * 64
+    return float(np.max(total)) * (1 if pop.readout else 64)
 
 
 def _fit(folded: list[np.ndarray], alpha: float, pop: Population
