@@ -147,26 +147,49 @@ def _check_input_currents(graph: Graph, x: np.ndarray) -> None:
         _assert_half_step(f"{name} input current", mant * step, exact[name], step, inside)
 
 
-@settings(max_examples=15, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(nets, st.sampled_from(["v0", "input"]), st.sampled_from([None, "lif"]))
-def test_dequantized_loihi_values_within_half_a_step(spec: dict, shift: str,
-                                                     neuron: str | None) -> None:
+SETTINGS = settings(max_examples=15, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def _compile_or_refuse(spec: dict, outcomes: list[bool], **options: object
+                       ) -> snnc.runtime.CompiledNetwork | None:
+    """The loihi network, or None (recorded) where snnc refuses it, e.g. a layer outside
+    Loihi's ranges: refused, not wrong; the tests assert that most examples compile."""
     graph = import_model(prepare(random_cnn(**spec)))
-    x = _inputs(spec)
     try:
-        net = snnc.compile(graph, calib=x, target="loihi", preset="rate-p99.99", shift=shift,
-                           neuron=neuron, timesteps=4)
+        net = snnc.compile(graph, calib=_inputs(spec), target="loihi", preset="rate-p99.99",
+                           timesteps=4, **options)
     except SnncError:
-        assume(False)  # e.g. a layer that does not fit Loihi's ranges: refused, not wrong
-        return
-    q = net.graph
-    assert q.meta["quantized"] == "loihi2"
-    pops = populations(q)
-    assert pops[-1].readout
-    for pop in pops:
-        _check_population(q, pop)
-    _check_input_currents(q, x)
+        outcomes.append(False)
+        return None
+    outcomes.append(True)
+    return net
+
+
+def _assert_most_compiled(outcomes: list[bool]) -> None:
+    assert outcomes and sum(outcomes) >= len(outcomes) / 2, (
+        f"only {sum(outcomes)} of {len(outcomes)} examples compiled")
+
+
+def test_dequantized_loihi_values_within_half_a_step() -> None:
+    outcomes: list[bool] = []
+
+    @SETTINGS
+    @given(nets, st.sampled_from(["v0", "input"]), st.sampled_from([None, "lif"]))
+    def check(spec: dict, shift: str, neuron: str | None) -> None:
+        net = _compile_or_refuse(spec, outcomes, shift=shift, neuron=neuron)
+        assume(net is not None)
+        assert net is not None
+        q = net.graph
+        assert q.meta["quantized"] == "loihi2"
+        pops = populations(q)
+        assert pops[-1].readout
+        for pop in pops:
+            _check_population(q, pop)
+        _check_input_currents(q, _inputs(spec))
+
+    check()
+    _assert_most_compiled(outcomes)
 
 
 def test_digits_example_within_half_a_step(digits_model: Path, digits_calib: Path) -> None:
@@ -182,17 +205,17 @@ def test_digits_example_within_half_a_step(digits_model: Path, digits_calib: Pat
     _check_input_currents(q, x)
 
 
-@settings(max_examples=15, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(nets, st.sampled_from([None, "lif"]))
-def test_biases_are_clipped_only_when_no_scale_holds_them(spec: dict,
-                                                          neuron: str | None) -> None:
-    graph = import_model(prepare(random_cnn(**spec)))
-    try:
-        net = snnc.compile(graph, calib=_inputs(spec), target="loihi", preset="rate-p99.99",
-                           shift="input", neuron=neuron, timesteps=4)
-    except SnncError:
-        assume(False)
-        return
-    for pop in populations(net.graph):
-        _check_population(net.graph, pop, avoidable_bias_clip=False)
+def test_biases_are_clipped_only_when_no_scale_holds_them() -> None:
+    outcomes: list[bool] = []
+
+    @SETTINGS
+    @given(nets, st.sampled_from([None, "lif"]))
+    def check(spec: dict, neuron: str | None) -> None:
+        net = _compile_or_refuse(spec, outcomes, shift="input", neuron=neuron)
+        assume(net is not None)
+        assert net is not None
+        for pop in populations(net.graph):
+            _check_population(net.graph, pop, avoidable_bias_clip=False)
+
+    check()
+    _assert_most_compiled(outcomes)
