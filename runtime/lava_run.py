@@ -25,7 +25,9 @@ def _mode(net: CompiledNetwork) -> str:
 def lava_trace(net: CompiledNetwork, x: np.ndarray, timesteps: int, raster: bool = False,
                progress: Any = None, conv: str = "lava") -> tuple[RunResult, Any]:
     """The RunResult of a Lava run and Lava's raw result (accumulators, counts, rasters).
-    conv='lava' uses Lava's Conv for synapses that are exactly convolutions, 'dense' never."""
+    conv='lava' runs conv synapses as Lava's Conv where Lava can hold them (else Sparse);
+    'sparse' runs every conv synapse as Sparse, 'dense' as Dense up to a size
+    (backends/lava/plan.py)."""
     from snnc.backends.lava.network import run_lava
     from snnc.backends.lava.plan import build_plan
 
@@ -63,7 +65,7 @@ def compare_with_numpy(net: CompiledNetwork, x: np.ndarray, timesteps: int,
     result, raw = lava_trace(net, x, timesteps, raster=net.target == "loihi",
                              progress=progress, conv=conv)
     if net.target == "loihi":
-        ref = simulate_loihi(net.graph, x, [timesteps])
+        ref = simulate_loihi(net.graph, x, [timesteps], rasters=True)
         mism = {k: int((raw.rasters[k] != ref.rasters[k]).sum()) for k in ref.rasters}
         mism["output"] = int((raw.acc != ref.acc).sum())
         diff = float(np.abs(raw.acc - ref.acc).max(initial=0))

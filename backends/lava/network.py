@@ -3,8 +3,8 @@
 A batch of N samples runs in one Lava runtime, one run of T + lag steps per sample (so a
 progress bar can move per sample); every population restarts at the local step its input
 starts to arrive (its depth), so each sample lines up with the delay-free reference simulator
-(compiler/populations.py). Failures inside Lava's worker processes come back as BackendError
-naming the process (runner.py).
+(compiler/loihi/populations.py). Failures inside Lava's worker processes come back as
+BackendError naming the process (runner.py).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from snnc.compiler.errors import SnncError
 
 from . import require_lava
-from .plan import Plan, ProcSpec
+from .plan import SYNAPSES, Plan, ProcSpec
 from .runner import BackendError, LavaSession
 
 Progress = Callable[[int], None]
@@ -42,16 +43,29 @@ class _Clock:
 def _synapse(spec: ProcSpec) -> Any:
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import DelayDense, Dense
+    from lava.proc.sparse.process import DelaySparse, Sparse
+    from lava.utils.weightutils import SignMode
 
     p = spec.params
     if spec.kind == "conv":
         c, h, w = p["in_chw"]
         return Conv(weight=p["weight"], input_shape=(w, h, c), padding=p["padding"],
-                    stride=p["stride"], name=spec.name)
-    extra = {"weight_exp": p["weight_exp"]} if "weight_exp" in p else {}
-    if p.get("delay", 1) > 1:
-        return DelayDense(weights=p["weights"], delays=int(p["delay"]) - 1, name=spec.name,
-                          **extra)
+                    stride=p["stride"], dilation=p["dilation"], groups=p["groups"],
+                    name=spec.name)
+    extra: dict[str, Any] = {}
+    if "weight_exp" in p:  # fixed point: Lava's exponent, and the sign mode that keeps m
+        extra = {"weight_exp": p["weight_exp"], "num_weight_bits": 8,
+                 "sign_mode": SignMode[p["sign_mode"].upper()]}
+    delay = int(p.get("delay", 1))
+    if spec.kind == "sparse":
+        weights = p["weights"]
+        if delay > 1:  # one extra delay per synapse, on the weights' own pattern
+            delays = sp.csr_matrix((np.full(weights.nnz, delay - 1, dtype=int),
+                                    weights.indices, weights.indptr), shape=weights.shape)
+            return DelaySparse(weights=weights, delays=delays, name=spec.name, **extra)
+        return Sparse(weights=weights, name=spec.name, **extra)
+    if delay > 1:
+        return DelayDense(weights=p["weights"], delays=delay - 1, name=spec.name, **extra)
     return Dense(weights=p["weights"], name=spec.name, **extra)
 
 
@@ -89,7 +103,7 @@ def _build(plan: Plan, clock: _Clock, currents: dict[str, np.ndarray], raster: b
     procs: dict[str, Any] = {}
     probes: dict[str, Any] = {}
     for spec in plan.procs:
-        if spec.kind in ("dense", "conv"):
+        if spec.kind in SYNAPSES:
             procs[spec.name] = _synapse(spec)
         elif spec.kind == "maxpool":
             procs[spec.name] = MaxPoolSpike(
@@ -110,7 +124,7 @@ def _out_port(proc: Any, spec: ProcSpec) -> Any:
     """Spikes (neurons, pools) or current (synapses), as a flat (n,) vector in CHW order."""
     if spec.kind == "conv":  # Lava's (W, H, C) -> flat CHW
         return proc.a_out.transpose([2, 1, 0]).reshape((spec.size,))
-    return proc.a_out if spec.kind == "dense" else proc.s_out
+    return proc.a_out if spec.kind in SYNAPSES else proc.s_out
 
 
 def _connect(plan: Plan, procs: dict[str, Any]) -> None:
@@ -118,7 +132,7 @@ def _connect(plan: Plan, procs: dict[str, Any]) -> None:
         out, spec, proc = _out_port(procs[src], plan.proc(src)), plan.proc(dst), procs[dst]
         if spec.kind == "conv":  # flat CHW -> Lava's (W, H, C)
             out = out.reshape(tuple(spec.params["in_chw"])).transpose([2, 1, 0])
-        out.connect(proc.s_in if spec.kind in ("dense", "conv", "maxpool") else proc.a_in)
+        out.connect(proc.s_in if spec.kind in (*SYNAPSES, "maxpool") else proc.a_in)
 
 
 def _unpack(words: np.ndarray, n_samples: int, window: int) -> np.ndarray:

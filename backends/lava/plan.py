@@ -2,31 +2,46 @@
 IR graph: which processes, with which parameters, connected how. Building it needs no Lava;
 `network.py` instantiates it.
 
-Per population (see compiler/populations.py): one neuron process, chosen by the IR node's
+Per population (compiler/loihi/populations.py): one neuron process, chosen by the IR node's
 `reset` attribute (`if`: snnc's IFSub, reset by subtraction; `lif`: Lava's stock LIF, reset to
-zero, driven and counted by a LifIO process), and one synapse process per incoming synapse:
-Lava's Conv where the synapse is exactly a convolution and has the plain one-step delay
-(`conv="lava"`), else Dense (DelayDense for longer delays). The graph output becomes a Readout
-that sums its input current. Input-fed populations receive the direct-encoded input per sample.
+zero, driven and counted by a LifIO process), and one synapse process per synapse node
+(compiler/loihi/lower_synapses.py), in the structure the compiler kept:
 
-Lava's Conv differs from Dense in ways that matter for bit-exactness (research notes, 1.4): its
-fixed-point model ignores `weight_exp` (so the exponent is folded into the weights, m << e,
-which quantize-weights keeps non-negative), takes weights as (C_out, kW, kH, C_in) over inputs
-laid out (W, H, C), and convolves (scipy flips the kernel): we pass the kernel flipped.
+    conv    Lava's `Conv` where the window is one Lava can hold (its padding is symmetric: the
+            output size under Lava's formula must be the node's) and the delay is the plain
+            one step; otherwise the window's CSR matrix as `Sparse` (`DelaySparse` for the
+            longer delays of skip connections). conv="sparse" never uses Conv, conv="dense"
+            holds these matrices dense (`Dense`) up to MAX_DENSE entries.
+    dense   `Dense` (`DelayDense`).
+    sparse  `Sparse` (`DelaySparse`).
+
+The graph output becomes a Readout that sums its input current (the host adds the readout
+population's bias). Input-fed populations receive the direct-encoded input per sample.
+
+Weights, fixed point: Dense and Sparse get the 8-bit mantissas with Lava's own `weight_exp`
+and the sign mode under which Lava's clip_weights / truncate_weights leave them unchanged
+(mixed-sign mantissas are even, compiler/loihi/formats.py). Lava's Conv differs (research
+notes, 1.4): its fixed-point model ignores `weight_exp` and neither clips nor truncates, so the
+exponent is folded into the integers (m << e); it takes weights as (C_out, kW, kH, C_in/groups)
+over inputs laid out (W, H, C), padding / stride / dilation in (W, H) order, and convolves
+(scipy flips the kernel): we pass the kernel flipped. Float: the source's spike amplitude and
+a reset-to-zero target's threshold gain are folded into the weights (per input / output
+channel for a Conv, which lower-synapses made possible; otherwise the synapse goes sparse).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
-from snnc.compiler.conv_window import kernel_of
 from snnc.compiler.errors import InternalError, ModelError, UsageError
 from snnc.compiler.ir.graph import Graph
-from snnc.compiler.passes.quantize_weights import INPUT_BIAS_EXP
-from snnc.compiler.populations import (
+from snnc.compiler.loihi.formats import INPUT_BIAS_EXP
+from snnc.compiler.loihi.populations import (
     Population,
     Synapse,
     pool_index,
@@ -34,18 +49,21 @@ from snnc.compiler.populations import (
     spike_theta,
     threshold_gain,
 )
+from snnc.compiler.loihi.synapses import matrix, window
 
 MODES = ("fixed", "float")
-CONV_MODES = ("lava", "dense")
-MAX_DELAY = 64  # DelayDense takes 0..63 extra steps (6 bits, its docstring) on top of Dense's 1
+CONV_MODES = ("lava", "sparse", "dense")
+MAX_DELAY = 64  # Delay* processes take 0..63 extra steps (6 bits) on top of the plain 1
+MAX_DENSE = 1 << 24  # conv="dense": larger conv synapses stay Sparse
+LAVA_INT8 = 127  # Lava's Conv models hold kernel size, stride, padding, dilation as int8
 NEURONS = ("if", "lif")
-SYNAPSES = ("dense", "conv")
+SYNAPSES = ("dense", "sparse", "conv")
 
 
 @dataclass(frozen=True)
 class ProcSpec:
     name: str
-    kind: str  # "if" | "lif" | "dense" | "conv" | "readout" | "maxpool"
+    kind: str  # "if" | "lif" | "dense" | "sparse" | "conv" | "readout" | "maxpool"
     size: int
     params: dict[str, Any] = field(default_factory=dict)
     depth: int = 1  # neurons, pools, readout: the local step at which each sample reaches them
@@ -75,6 +93,8 @@ def _flat(a: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(np.asarray(a, np.float64), shape).reshape(-1).copy()
 
 
+# ---------------------------------------------------------------------------- neurons
+
 def _fixed_neuron(pop: Population) -> dict[str, Any]:
     node, n = pop.node, pop.size
     params = {"vth": node.params["q_vth"].astype(np.int64),
@@ -98,14 +118,14 @@ def _float_neuron(pop: Population) -> dict[str, Any]:
     gain = threshold_gain(node)  # ones unless a LIF needs one threshold
     bias = np.zeros(n)
     if pop.synapses:
-        bias = _flat(pop.synapses[0].node.params["bias"], (n,))
+        assert pop.bias is not None
+        bias = np.asarray(pop.bias, np.float64).reshape(n)
         if "i_shift" in node.params:
             bias = bias + _flat(node.params["i_shift"], node.shape)
     vth = _flat(node.params["theta"], node.shape) * gain
-    params = {"vth": float(vth.max()) if pop.reset_zero else vth,
-              "v": _flat(node.params["v0"], node.shape) * gain,
-              "bias_mant": bias * gain, "bias_exp": 0}
-    return params
+    return {"vth": float(vth.max()) if pop.reset_zero else vth,
+            "v": _flat(node.params["v0"], node.shape) * gain,
+            "bias_mant": bias * gain, "bias_exp": 0}
 
 
 def _neuron(pop: Population, mode: str) -> ProcSpec:
@@ -114,32 +134,115 @@ def _neuron(pop: Population, mode: str) -> ProcSpec:
                     pop.depth)
 
 
-def _weights(graph: Graph, pop: Population, syn: Synapse, mode: str) -> np.ndarray:
-    """The matrix the synapse process applies: integers m << e, or floats with the source's
-    spike amplitude (and a LIF target's threshold gain) folded in."""
-    if mode == "fixed":
-        return np.left_shift(syn.node.params["q_weight"].astype(np.int64),
-                             int(syn.node.attrs["q_weight_exp"]))
+# ---------------------------------------------------------------------------- synapses
+
+def _in_shape(graph: Graph, syn: Synapse) -> tuple[int, ...]:
+    """The shape of the value the synapse node reads (a conv: its (C, H, W) view)."""
+    return tuple(graph.node(syn.node.inputs[0]).shape)
+
+
+def _theta_gain(graph: Graph, pop: Population, syn: Synapse) -> tuple[np.ndarray, np.ndarray]:
+    """Float weights carry the source's spike amplitude (per input) and the target's
+    threshold gain (per output)."""
     src = graph.node(syn.source)
-    theta = _flat(spike_theta(graph, syn.source), src.shape)
-    gain = threshold_gain(pop.node)
-    return syn.node.params["weight"].astype(np.float64) * theta[None, :] * gain[:, None]
+    return _flat(spike_theta(graph, syn.source), src.shape), threshold_gain(pop.node)
 
 
-def _conv(syn: Synapse, weights: np.ndarray, size: int) -> ProcSpec | None:
-    window = syn.node.meta.get("window")
-    if syn.delay != 1 or window is None:
+def sign_mode(values: np.ndarray, where: str) -> str:
+    """The sign mode under which Lava's Dense / Sparse (clip_weights, then truncate_weights
+    with 8 weight bits) leave these mantissas unchanged."""
+    v = np.asarray(values)
+    lo, hi = int(v.min(initial=0)), int(v.max(initial=0))
+    if lo >= 0 and hi <= 255:
+        return "excitatory"
+    if hi <= 0 and lo >= -255:
+        return "inhibitory"
+    if lo >= -256 and hi <= 254 and not np.any(v % 2):
+        return "mixed"  # Lava drops the lowest bit of mixed-sign weights: keep them even
+    raise InternalError(f"{where}: weight mantissas in [{lo}, {hi}] do not fit Loihi's 8-bit "
+                        "format; recompile with --target loihi")
+
+
+def _lava_conv_fits(m: Any) -> bool:
+    """Whether Lava's Conv (symmetric padding, int8 geometry) gives this window's output."""
+    kh, kw = m.kernel.shape[2:]
+    for a, k in enumerate((kh, kw)):
+        span = m.dilations[a] * (k - 1) + 1
+        full = m.in_chw[1 + a] + 2 * m.pads[a]
+        if full < span or (full - span) // m.strides[a] + 1 != m.out_chw[1 + a]:
+            return False
+        if max(k, m.strides[a], m.pads[a], m.dilations[a]) > LAVA_INT8:
+            return False
+    return True
+
+
+def _conv(graph: Graph, pop: Population, syn: Synapse, mode: str) -> ProcSpec | None:
+    node = syn.node
+    if node.op != "conv" or syn.delay != 1:
         return None
-    kernel = kernel_of(weights, window)
-    if kernel is None:
+    fixed = mode == "fixed"
+    m = window(node, _in_shape(graph, syn), "q_weight" if fixed else "weight")
+    if not _lava_conv_fits(m):
         return None
-    c, h, w = window["in_shape"]
-    co, ho, wo = window["out_shape"]
-    # Lava: (C_out, kW, kH, C_in) over (W, H, C), and a true convolution: flip the kernel
+    co, cig = m.kernel.shape[:2]
+    if fixed:
+        exp = int(node.attrs["q_weight_exp"])
+        if exp < 0:  # m >> -e would round; Sparse applies Lava's own shift
+            return None
+        kernel = np.left_shift(node.params["q_weight"].astype(np.int64), exp)
+    else:
+        theta, gain = _theta_gain(graph, pop, syn)
+        theta_c = theta.reshape(m.in_chw[0], -1)
+        gain_c = gain.reshape(co, -1)
+        if np.any(theta_c != theta_c[:, :1]) or np.any(gain_c != gain_c[:, :1]):
+            return None  # not per channel: no kernel can carry them
+        chan = (np.arange(co)[:, None] // (co // m.groups)) * cig + np.arange(cig)[None, :]
+        kernel = m.kernel * (theta_c[chan, 0] * gain_c[:, :1])[:, :, None, None]
+    # Lava: (C_out, kW, kH, C_in / groups) over (W, H, C), and a true convolution: flip
     lava_weight = np.ascontiguousarray(kernel[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
-    params = {"weight": lava_weight, "in_chw": (c, h, w), "out_chw": (co, ho, wo),
-              "padding": tuple(window["pads"][::-1]), "stride": tuple(window["strides"][::-1])}
-    return ProcSpec(syn.node.name, "conv", size, params)
+    params = {"weight": lava_weight.astype(np.int32 if fixed else np.float64),
+              "in_chw": m.in_chw, "out_chw": m.out_chw,
+              "padding": m.pads[::-1], "stride": m.strides[::-1],
+              "dilation": m.dilations[::-1], "groups": int(m.groups)}
+    return ProcSpec(node.name, "conv", pop.size, params)
+
+
+def _matrix(graph: Graph, pop: Population, syn: Synapse, mode: str, conv: str) -> ProcSpec:
+    """A Dense or Sparse process for the synapse's matrix (n_out, n_in)."""
+    node = syn.node
+    fixed = mode == "fixed"
+    key = "q_weight" if fixed else "weight"
+    dense = node.op == "linear" or (conv == "dense" and node.op == "conv"
+                                     and pop.size * math.prod(_in_shape(graph, syn))
+                                     <= MAX_DENSE)
+    if node.op == "linear":
+        w: Any = np.asarray(node.params[key], np.float64)
+    else:
+        w = matrix(node, _in_shape(graph, syn), key).tocsr()
+    if not fixed:
+        theta, gain = _theta_gain(graph, pop, syn)
+        if isinstance(w, np.ndarray):
+            w = w * theta[None, :] * gain[:, None]
+        else:
+            w = sp.csr_matrix(sp.diags(gain) @ w @ sp.diags(theta))
+    if dense and not isinstance(w, np.ndarray):
+        w = w.toarray()
+    params: dict[str, Any] = {"delay": syn.delay}
+    if fixed:  # Lava's own exponent; integers as Lava holds them
+        if isinstance(w, np.ndarray):
+            w = np.rint(w).astype(np.int64)
+        else:
+            w = sp.csr_matrix((np.rint(w.data).astype(np.int32), w.indices, w.indptr),
+                              shape=w.shape)
+        values = w if isinstance(w, np.ndarray) else w.data
+        params.update(weight_exp=int(node.attrs["q_weight_exp"]),
+                      sign_mode=sign_mode(values, node.origin))
+    if not isinstance(w, np.ndarray):
+        w.eliminate_zeros()
+        w.sort_indices()
+    params["weights"] = w
+    return ProcSpec(node.name, "dense" if isinstance(w, np.ndarray) else "sparse", pop.size,
+                    params)
 
 
 def _synapse(graph: Graph, pop: Population, syn: Synapse, mode: str, conv: str) -> ProcSpec:
@@ -147,15 +250,8 @@ def _synapse(graph: Graph, pop: Population, syn: Synapse, mode: str, conv: str) 
         raise ModelError.at(pop.node, f"needs a synaptic delay of {syn.delay} steps from "
                             f"'{syn.source}' (a skip connection); Loihi 2 delays stop at "
                             f"{MAX_DELAY}")
-    weights = _weights(graph, pop, syn, mode)
-    spec = _conv(syn, weights, pop.size) if conv == "lava" else None
-    if spec is not None:
-        return spec
-    params: dict[str, Any] = {"weights": weights, "delay": syn.delay}
-    if mode == "fixed":  # m << e is exact in Dense too; keep Lava's own exponent
-        params.update(weights=syn.node.params["q_weight"].astype(np.int64),
-                      weight_exp=int(syn.node.attrs["q_weight_exp"]))
-    return ProcSpec(syn.node.name, "dense", pop.size, params)
+    spec = _conv(graph, pop, syn, mode) if conv == "lava" else None
+    return spec if spec is not None else _matrix(graph, pop, syn, mode, conv)
 
 
 def build_plan(graph: Graph, mode: str = "fixed", conv: str = "lava") -> Plan:
@@ -187,8 +283,9 @@ def build_plan(graph: Graph, mode: str = "fixed", conv: str = "lava") -> Plan:
             procs.append(spec)
             conns += [(syn.source, spec.name), (spec.name, target)]
     scale = float(readout.synapses[0].node.attrs["q_scale"]) if mode == "fixed" else 1.0
-    bias = sum(_flat(s.node.params["bias"], (readout.size,)) for s in readout.synapses)
+    assert readout.bias is not None
     return Plan(mode, tuple(procs), tuple(conns),
                 tuple(p.name for p in pops
                       if not p.synapses and not p.readout and p.pool_of is None),
-                f"{readout.name}_readout", scale, np.asarray(bias), readout.depth - 1)
+                f"{readout.name}_readout", scale,
+                np.asarray(readout.bias, np.float64).reshape(readout.size), readout.depth - 1)
