@@ -274,13 +274,28 @@ def test_asymmetric_padding_is_refused_by_name(tmp_path: Path) -> None:
     assert not (tmp_path / "tiny.net").exists()
 
 
-def test_sparse_synapses_are_refused_by_name(tmp_path: Path) -> None:
+def test_small_sparse_synapses_are_dense_layers_large_ones_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crop before a conv: lower-synapses holds that stretch as a sparse matrix."""
+    from snnc.backends.netx import export
+    from snnc.compiler.loihi.populations import populations
+    from snnc.compiler.loihi.synapses import matrix
+
     crop = {"starts": [1, 1], "ends": [7, 7], "axes": [2, 3]}
     net = _tiny_snn(tmp_path, [("Slice", crop), ("Conv", {"pads": [1, 1, 1, 1]})])
+    write_netx(net.graph, tmp_path / "tiny.net")
+    layers = _read(tmp_path / "tiny.net")
+    assert [layer["type"] for layer in layers] == ["input", "flatten", "dense", "dense"]
+    lowered = export._lowered(net.graph)
+    syn = next(p for p in populations(lowered) if p.name == "relu2").synapses[0]
+    assert syn.kind == "sparse"
+    want = matrix(syn.node, lowered.node(syn.node.inputs[0]).shape, "q_weight").toarray()
+    np.testing.assert_array_equal(layers[2]["weight"], want)
+    monkeypatch.setattr(export, "DENSE_LIMIT", 0)
     with pytest.raises(ModelError, match=r"'relu2' \(Relu\)[\s\S]*neither a convolution "
                        r"nor a dense layer"):
-        write_netx(net.graph, tmp_path / "tiny.net")
+        write_netx(net.graph, tmp_path / "big.net")
+    assert not (tmp_path / "big.net").exists()
 
 
 def test_cli_target_netx(tmp_path: Path, digits_model: Path, digits_calib: Path,

@@ -14,7 +14,8 @@ loihi pipeline's lowered graph (compiler/loihi/populations.py), written from its
     /layer/last  dense    the readout (or conv): a neuron that never fires, with v = this
                           step's current; output = sum over steps of v / (64 * readout_scale * T)
 
-Refused, naming the layer: sparse synapses (crops, shuffles, mostly-zero matrices), a conv whose
+Refused, naming the layer: sparse synapses above DENSE_LIMIT entries (smaller ones, e.g. a
+pruned fully connected layer, are written as dense layers), a conv whose
 padding differs between the two sides of an axis, a conv with a bias that varies within a
 channel, a conv reading a dense layer, and anything that is not a chain.
 
@@ -47,8 +48,10 @@ from snnc.compiler.loihi.formats import BIAS_MANT_MAX, VTH_MAX
 from snnc.compiler.loihi.linear_maps import as_chw
 from snnc.compiler.loihi.populations import Population, Synapse, input_currents, populations
 from snnc.compiler.loihi.stages import QUANTIZED
+from snnc.compiler.loihi.synapses import matrix
 from snnc.compiler.passes.manager import LOWER_SYNAPSES, QUANTIZE_WEIGHTS, run_pipeline
 
+DENSE_LIMIT = 1 << 24  # a sparse synapse up to this many entries is written as a dense layer
 I_DECAY_NONE = 4096  # du = iDecay - 1 = 4095: no current memory
 V_DECAY_NONE = 0  # no voltage leak: integrate-and-fire
 V_DECAY_ALL = 4096  # v forgets its past: the readout's v is this step's current
@@ -194,7 +197,8 @@ def _synapse_layers(lowered: Graph, pop: Population, prev: Layer) -> list[Layer]
     if len(pop.synapses) != 1:
         raise ModelError.at(pop.node, "reads several layers; netx layers form a chain")
     syn = pop.synapses[0]
-    if syn.kind == "sparse":
+    n_in = int(np.prod(lowered.node(syn.node.inputs[0]).shape))
+    if syn.kind == "sparse" and pop.size * n_in > DENSE_LIMIT:
         raise ModelError.at(pop.node, f"reads '{syn.source}' through synapses that are "
                             "neither a convolution nor a dense layer (a crop, channel "
                             "shuffle, transpose or mostly-zero matrix, held as a sparse "
@@ -223,6 +227,9 @@ def _synapse_layers(lowered: Graph, pop: Population, prev: Layer) -> list[Layer]
                                 "with --target loihi or --target nir instead.")
         return [Layer("conv", _conv_data(pop, syn, in_shape, bias), neuron, attrs)]
     weight = np.asarray(syn.node.params["q_weight"], np.int64)  # (n_out, n_in)
+    if syn.kind == "sparse":  # a mostly-zero matrix small enough to write out in full
+        weight = matrix(syn.node, lowered.node(syn.node.inputs[0]).shape, "q_weight") \
+            .toarray().astype(np.int64)
     assert weight.shape[1] == int(np.prod(prev_shape)), (weight.shape, prev_shape)
     dense = Layer("dense", {"shape": np.array([weight.shape[0]]),
                             "inFeatures": weight.shape[1], "outFeatures": weight.shape[0],

@@ -1,174 +1,411 @@
 """Bit-exact NumPy model of the Loihi 2 network that the Lava backend builds (`fixed_pt`), for a
 whole batch at once. Large evaluations run here and are trustworthy for the chip.
 
-It runs the Lava timeline, Lava step by Lava step (t = 1, 2, ...). A population of depth k
-starts at t = k (in Lava it restarts there for every sample) and is silent before:
-* an input-fed population (depth 1) gets the direct-encoded input as a bias current;
-* a deeper population gets a(t) = sum_j (W_j @ s_j(t - delay_j)) << weight_exp (Lava's Dense
-  sends what it accumulated the step before) and its bias;
+The arithmetic, per population of depth k (compiler/loihi/populations.py), from its start at
+Lava step k (where, in Lava, it restarts for every sample; it is silent before):
+* a synapse-fed population gets a = sum_j (M_j s_j) << weight_exp, the integer synaptic input
+  of its synapse layers (conv, dense or sparse) from the spikes s_j of its sources, and its
+  bias mant << bias_exp; an input-fed population (depth 1) gets the direct-encoded input as a
+  bias current (mant << INPUT_BIAS_EXP, per sample);
 * IF neurons (reset=subtract): v = clip(v + (a << 6) + bias, +-(2**23 - 1)); s = v >= vth << 6;
   v -= s * (vth << 6)   (see backends/lava/procs/models.py, the same arithmetic);
-* stock LIF neurons (reset=zero, du=4095, dv=0; lava/proc/lif/models.py): v = 0 at t = k, then
-  u = wrap24((a + drive) << 6); v = clip(v + u + bias, +-(2**23 - 1)); s = v > vth << 6;
-  v[s] = 0, where the drive is the input-fed population's input and, at t = k, v0 >> 6;
+* stock LIF neurons (reset=zero, du=4095, dv=0; lava/proc/lif/models.py): v = 0 at the start,
+  then u = wrap24((a + drive) << 6); v = clip(v + u + bias, +-(2**23 - 1)); s = v > vth << 6;
+  v[s] = 0, where the drive is an input-fed population's input current >> 6 (its bias is 0)
+  and, at the start, v0 >> 6;
 * a max-pooling population (same depth as the IF layer it pools, no delay) counts its input
-  spikes and spikes when the maximum count in its window grows (compiler/populations.py);
-* the readout sums its input a(t) (int64), and the host decodes acc / (S * T) + bias.
-A population of depth k at Lava step t + k - 1 corresponds to the reference simulator's step t,
-so T reference steps take T + depth(readout) - 1 Lava steps; spike rasters are reported on the
-reference simulator's clock.
+  spikes and spikes when the maximum count in its window grows (compiler/loihi/populations.py);
+* the readout sums its input a (int64), and the host decodes acc / (S * T) + bias.
+
+The clock. A synapse from a source of depth d into a population of depth k has delay k - d, so
+what the population receives at Lava step k - 1 + t is what its sources emitted at their own
+step t (Lava step d - 1 + t): on the reference simulator's clock t = 1..T every population
+reads its sources' spikes of the same step t, and the readout's accumulator after Lava step
+T + depth(readout) - 1 is the sum over t = 1..T. So this model steps the populations in
+topological order on that clock, and the ring buffer of spikes that the delays call for is one
+step deep: each population keeps only the spikes of the current step (tests/test_loihi.py
+holds it to a Lava-timeline model with explicit delays). Full rasters (N, T, n) are recorded
+only on request (the spike-for-spike comparison with Lava, runtime/lava_run.py).
+
+Integer synapses run structurally: a conv synapse as a convolution (onnxruntime's, through the
+fast engine's single-node sessions, backends/numpy/fast.py; the IR conv op where onnxruntime
+will not take it), a dense one as a matrix product, a sparse one as a scipy CSR product, all in
+float32 on the integer mantissas and 0/1 spikes. quantize-weights bounds one step's input of a
+neuron, 64 * sum_j |m_ij| << e, by 2**23, so every partial sum is an integer below 2**17 in
+magnitude: float32 holds it exactly in any summation order. The bound is checked on the
+weights before a run and the integrality of every sum during it (InternalError otherwise); the
+sums then become int64 and are shifted by the exponent inside the neuron update.
+
+Batches run in chunks (state of one chunk in cache, chunks on the kernel thread pool, as the
+float simulator does; compiler/ops/parallel.py), so memory stays bounded for any batch size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from snnc.compiler.errors import UsageError
+from snnc.compiler.errors import InternalError, UsageError
 from snnc.compiler.executor import check_input
-from snnc.compiler.ir.graph import Graph
-from snnc.compiler.passes.quantize_weights import INPUT_BIAS_EXP
-from snnc.compiler.populations import Population, input_currents, pool_index, populations
+from snnc.compiler.ir.graph import Graph, Node
+from snnc.compiler.loihi.formats import INPUT_BIAS_EXP, SHIFT, STATE_MAX
+from snnc.compiler.loihi.populations import Population, input_currents, populations
+from snnc.compiler.loihi.stages import QUANTIZED
+from snnc.compiler.loihi.synapses import row_abs_sums
+from snnc.compiler.ops.parallel import parallel_map
 
-_SHIFT = 6
-_VMAX = 2**23 - 1
-_UMAX = 2**23
+from .simulator import _checkpoints, _chunk_size
+
+_VMAX = STATE_MAX  # the 24-bit membrane state saturates at +-(2**23 - 1)
+_UMAX = 2**23  # Lava's LIF current wraps once at 24 bits
+_EXACT = 2**24  # float32 holds every integer up to this magnitude
+RASTER_AUTO_BYTES = 16 * 2**20  # rasters=None records them when they take at most this
+
+Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
 class LoihiResult:
-    """Outputs and spike counts at each checkpoint, plus the full trace of the longest run."""
+    """Outputs and spike counts at each checkpoint, the readout's accumulator after the last,
+    and (when recorded) every population's spikes on the reference clock."""
 
     timesteps: list[int]
     outputs: np.ndarray  # (len(timesteps), N, *output shape), decoded
-    spikes: dict[str, np.ndarray]  # population -> (len(timesteps), N) spike counts
-    rasters: dict[str, np.ndarray]  # population -> (N, T, n) bool, reference clock
+    spikes: dict[str, np.ndarray]  # IF population -> (len(timesteps), N) spike counts
     acc: np.ndarray  # (N, n_out) int64 readout accumulator after max(timesteps)
+    recorded: dict[str, np.ndarray] | None = None  # see `rasters`
+
+    @property
+    def rasters(self) -> dict[str, np.ndarray]:
+        """IF population -> (N, max(timesteps), n) bool spikes, reference clock."""
+        if self.recorded is None:
+            raise UsageError("this run did not record spike rasters; call simulate_loihi(..., "
+                             "rasters=True)")
+        return self.recorded
 
 
-def _bias(pop: Population, static: dict[str, np.ndarray]) -> np.ndarray:
-    if not pop.synapses:  # the input current: a bias (IF) or the LIF's drive, see _Cell
-        return np.left_shift(static[pop.name].astype(np.int64), INPUT_BIAS_EXP)
-    node = pop.node
-    return np.left_shift(node.params["q_bias_mant"].astype(np.int64),
-                         int(node.attrs["q_bias_exp"]))[None, :]
+# --- the neuron update: numba where available, the same integers in numpy otherwise ---------
+
+def _step_numpy(v: np.ndarray, a: np.ndarray, exp: int, static: np.ndarray, bias: np.ndarray,
+                vth: np.ndarray, v0: np.ndarray, out: np.ndarray, counts: np.ndarray,
+                zero: bool, first: bool) -> int:
+    """One step of a population, in place: v (n, m) int32 state; a (n, m) float32 synaptic
+    sums (integers) or (0, 0) for none; static (n, m) int64 input current in state units or
+    (0, 0); bias, vth (vth << 6), v0: (m,) int64; out (n, m) float32 gets the 0/1 spikes,
+    counts (n,) int64 their number. Returns how many entries of `a` were not integers."""
+    bad = 0
+    x = np.zeros(v.shape, np.int64)
+    if a.shape[0]:
+        q = a.astype(np.int64)
+        bad = int(np.count_nonzero(q != a))
+        x = np.left_shift(q, exp)
+    if zero:
+        if static.shape[0]:
+            x = x + (static >> SHIFT)  # the LIF's input current arrives on a_in
+        vv = v.astype(np.int64)
+        if first:  # the restart: v = 0, and v0 arrives as input current
+            vv = np.zeros_like(vv)
+            x = x + (v0 >> SHIFT)[None, :]
+        u = np.left_shift(x, SHIFT)
+        u = np.where(u > _UMAX, u - 2 * _UMAX, u)
+        u = np.where(u <= -_UMAX, u + 2 * _UMAX, u)
+        vv = np.clip(vv + u + bias[None, :], -_VMAX, _VMAX)
+        s = vv > vth[None, :]
+        vv[s] = 0
+    else:
+        vv = v + np.left_shift(x, SHIFT) + bias[None, :]
+        if static.shape[0]:
+            vv = vv + static
+        vv = np.clip(vv, -_VMAX, _VMAX)
+        s = vv >= vth[None, :]
+        vv = vv - s * vth[None, :]
+    v[...] = vv
+    out[...] = s
+    counts += s.sum(axis=1)
+    return bad
 
 
-def _wrap24(u: np.ndarray) -> np.ndarray:
-    """Lava's LIF current wraps once at 24 bits (u > 2**23, or u <= -2**23)."""
-    u = np.where(u > _UMAX, u - 2 * _UMAX, u)
-    return np.where(u <= -_UMAX, u + 2 * _UMAX, u)
+try:
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency; this keeps the mode usable
+    _step = _step_numpy
+else:
 
+    @njit(cache=True, nogil=True, boundscheck=False)
+    def _step(v, a, exp, static, bias, vth, v0, out, counts, zero, first):  # noqa: ANN001, ANN201
+        """_step_numpy in one pass over memory (the same integers)."""
+        n, m = v.shape
+        has_a = a.shape[0] > 0
+        has_static = static.shape[0] > 0
+        bad = 0
+        for i in range(n):
+            fired = 0
+            for j in range(m):
+                x = np.int64(0)
+                if has_a:
+                    f = a[i, j]
+                    x = np.int64(f)
+                    if x != f:
+                        bad += 1
+                    x = x << exp
+                if zero:
+                    if has_static:
+                        x += static[i, j] >> SHIFT
+                    vv = np.int64(v[i, j])
+                    if first:
+                        vv = np.int64(0)
+                        x += v0[j] >> SHIFT
+                    u = x << SHIFT
+                    if u > _UMAX:
+                        u -= 2 * _UMAX
+                    elif u <= -_UMAX:
+                        u += 2 * _UMAX
+                    vv = vv + u + bias[j]
+                    if vv > _VMAX:
+                        vv = np.int64(_VMAX)
+                    elif vv < -_VMAX:
+                        vv = np.int64(-_VMAX)
+                    s = vv > vth[j]
+                    if s:
+                        vv = np.int64(0)
+                else:
+                    vv = np.int64(v[i, j]) + (x << SHIFT) + bias[j]
+                    if has_static:
+                        vv += static[i, j]
+                    if vv > _VMAX:
+                        vv = np.int64(_VMAX)
+                    elif vv < -_VMAX:
+                        vv = np.int64(-_VMAX)
+                    s = vv >= vth[j]
+                    if s:
+                        vv -= vth[j]
+                v[i, j] = vv
+                if s:
+                    out[i, j] = 1.0
+                    fired += 1
+                else:
+                    out[i, j] = 0.0
+            counts[i] += fired
+        return bad
+
+
+# --- synapses: the integer synaptic input of a population ------------------------------------
+
+# conv synapse node -> its onnxruntime session on the integer kernel (None: the IR conv op)
+_SESSIONS: weakref.WeakKeyDictionary[Node, Any] = weakref.WeakKeyDictionary()
+
+
+def _conv(node: Node, in_shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]:
+    from snnc.compiler.ops.conv import conv
+
+    from .fast import _session
+
+    w = np.asarray(node.params["q_weight"], np.float32)
+    zeros = np.zeros(len(w), np.float32)
+    if node not in _SESSIONS:
+        _SESSIONS[node] = _session(node.with_params(weight=w, bias=zeros), tuple(in_shape))
+    session = _SESSIONS[node]
+    a = node.attrs
+
+    def run(s: np.ndarray) -> np.ndarray:
+        x = s.reshape(len(s), *in_shape)
+        y = session.run(None, {"x": x})[0] if session is not None else conv(
+            x, w, zeros, a["strides"], a["pads"], a["dilations"], a["groups"])
+        return y.reshape(len(s), -1)
+
+    return run
+
+
+def _synapse(graph: Graph, node: Node) -> Callable[[np.ndarray], np.ndarray]:
+    """s (b, n_in) float32 0/1 -> the integer sums M s (b, n_out), float32."""
+    kind = node.meta["synapse"]
+    if kind == "conv":
+        return _conv(node, tuple(graph.node(node.inputs[0]).shape))
+    if kind == "dense":
+        wt = np.ascontiguousarray(np.asarray(node.params["q_weight"], np.float32).T)
+        return lambda s: s @ wt
+    if kind == "sparse":
+        from snnc.compiler.ops.sparse import csr
+
+        m = csr(node, "q_weight").astype(np.float32)
+        return lambda s: np.ascontiguousarray((m @ s.T).T, np.float32)
+    raise InternalError(f"{node.origin}: unknown synapse kind '{kind}'")
+
+
+class _Input:
+    """The synapse layers into one population: sum_j (M_j s_j) << e_j as float32 integer sums
+    in units of 2**exp, exp = min_j e_j (one exponent per population after quantize-weights)."""
+
+    def __init__(self, graph: Graph, pop: Population) -> None:
+        exps = [int(s.node.attrs["q_weight_exp"]) for s in pop.synapses]
+        self.exp = min(exps)
+        self.terms = [(s.source, _synapse(graph, s.node), np.float32(2.0 ** (e - self.exp)))
+                      for s, e in zip(pop.synapses, exps, strict=True)]
+        bound = sum(row_abs_sums(s.node, np.asarray(s.node.params["q_weight"], np.float64))
+                    * 2.0 ** (e - self.exp) for s, e in zip(pop.synapses, exps, strict=True))
+        if float(np.max(bound)) >= _EXACT:
+            raise InternalError(f"{pop.node.origin}: one step's synaptic input can reach "
+                                f"{float(np.max(bound)):.0f}, beyond the integers float32 "
+                                "holds exactly; quantize-weights should have bounded it")
+
+    def __call__(self, spikes: dict[str, np.ndarray]) -> np.ndarray:
+        total = None
+        for source, fn, scale in self.terms:
+            y = fn(spikes[source])
+            if scale != 1:
+                y = y * scale
+            total = y if total is None else total + y
+        assert total is not None
+        return np.ascontiguousarray(total, np.float32)
+
+
+# --- populations ------------------------------------------------------------------------------
 
 class _Cell:
-    """One neuron population: v (N, n) and its step, for either reset."""
+    """An IF / LIF population's constants."""
 
-    def __init__(self, pop: Population, bias: np.ndarray, n: int) -> None:
+    def __init__(self, graph: Graph, pop: Population) -> None:
         node = pop.node
-        self.zero = pop.reset_zero
-        self.depth = pop.depth
-        self.vth = np.left_shift(node.params["q_vth"].astype(np.int64), _SHIFT)[None, :]
-        self.v0 = np.repeat(node.params["q_v0"].astype(np.int64)[None, :], n, axis=0)
-        self.v = self.v0.copy()
-        self.bias = bias
-        self.drive = np.zeros((1, 1), np.int64)
-        if self.zero and not pop.synapses:  # the LIF gets its input current on a_in
-            self.drive, self.bias = bias >> _SHIFT, np.zeros((1, 1), np.int64)
-
-    def step(self, a: np.ndarray, t: int) -> np.ndarray:
-        if not self.zero:
-            v = np.clip(self.v + np.left_shift(a, _SHIFT) + self.bias, -_VMAX, _VMAX)
-            s = v >= self.vth
-            self.v = v - s * self.vth
-            return s
-        a = a + self.drive
-        if t == self.depth:  # the restart: v = 0, and v0 arrives as input current
-            self.v = np.zeros_like(self.v0)
-            a = a + (self.v0 >> _SHIFT)
-        v = np.clip(self.v + _wrap24(np.left_shift(a, _SHIFT)) + self.bias, -_VMAX, _VMAX)
-        s = v > self.vth
-        self.v = np.where(s, 0, v)
-        return s
-
-
-def simulate_loihi(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int]
-                   ) -> LoihiResult:
-    if graph.meta.get("quantized") != "loihi2":
-        raise UsageError("the NumPy loihi mode needs a network compiled with --target loihi")
-    ts = sorted({int(t) for t in ([timesteps] if np.isscalar(timesteps) else timesteps)})
-    x = check_input(graph, x)
-    n = len(x)
-    pops = populations(graph)
-    cells = [p for p in pops if not p.readout and p.pool_of is None]
-    pools = {p.name: _Pool(p, graph, n) for p in pops if p.pool_of is not None}
-    readout = pops[-1]
-    lag = readout.depth - 1
-    steps = ts[-1] + lag
-    static = input_currents(graph, x, fixed=True)
-    state = {p.name: _Cell(p, _bias(p, static), n) for p in cells}
-    # history[name][t] = spikes at Lava step t (index 0: before the run, all silent)
-    history = {p.name: np.zeros((steps + 1, n, p.size), bool) for p in pops if not p.readout}
-    acc = np.zeros((n, readout.size), np.int64)
-    acc_at = np.zeros((steps + 1, n, readout.size), np.int64)
-    weights = {syn.node.name: syn.node.params["q_weight"].astype(np.float64).T
-               for p in pops for syn in p.synapses}
-    order = [p for p in pops if not p.readout]
-    for t in range(1, steps + 1):
-        for p in order:
-            if t < p.depth:
-                continue
-            if p.name in pools:
-                history[p.name][t] = pools[p.name].step(history[p.pool_of][t])
-                continue
-            history[p.name][t] = state[p.name].step(
-                _synaptic_input(p, history, weights, t, n), t)
-        acc += _synaptic_input(readout, history, weights, t, n)
-        acc_at[t] = acc
-    return _decode(graph, readout, cells, ts, history, acc_at, lag)
+        self.name, self.size, self.zero = pop.name, pop.size, pop.reset_zero
+        self.vth = np.left_shift(np.asarray(node.params["q_vth"], np.int64), SHIFT)
+        self.v0 = np.asarray(node.params["q_v0"], np.int64).reshape(-1)
+        self.input = _Input(graph, pop) if pop.synapses else None
+        self.bias = (np.left_shift(np.asarray(node.params["q_bias_mant"], np.int64),
+                                   int(node.attrs["q_bias_exp"])).reshape(-1)
+                     if pop.synapses else np.zeros(self.size, np.int64))
 
 
 class _Pool:
-    """Spiking max pooling over spike counts: a spike when a window's maximum count grows."""
+    """Spiking max pooling over spike counts: a spike where a window's maximum count grows.
+    Counts are small integers, exact in float32; the windows' max is the fast engine's
+    onnxruntime MaxPool (padding never wins: -inf there, -1 in pool_index), or the IR op's."""
 
-    def __init__(self, pop: Population, graph: Graph, n: int) -> None:
-        self.index = pool_index(graph, pop.node)  # (n_out, K), -1 = padding
-        n_in = int(np.prod(graph.node(pop.pool_of).shape))
-        self.counts = np.zeros((n, n_in + 1), np.int64)  # last column: padding, never max
-        self.counts[:, -1] = -1
-        self.best = np.zeros((n, pop.size), np.int64)
+    def __init__(self, graph: Graph, pop: Population) -> None:
+        from .fast import _session
 
-    def step(self, s: np.ndarray) -> np.ndarray:
-        self.counts[:, :-1] += s
-        best = self.counts[:, self.index].max(axis=2)
-        out = best > self.best
-        self.best = best
-        return out
+        self.name, self.node, self.source, self.size = pop.name, pop.node, pop.pool_of, \
+            pop.size
+        assert self.source is not None
+        self.in_shape = tuple(graph.node(self.source).shape)
+        if pop.node not in _SESSIONS:
+            _SESSIONS[pop.node] = _session(pop.node, self.in_shape)
+        self.session = _SESSIONS[pop.node]
 
+    def best(self, counts: np.ndarray) -> np.ndarray:
+        from snnc.compiler.ops.pooling import maxpool
 
-def _synaptic_input(p: Population, history: dict[str, np.ndarray],
-                    weights: dict[str, np.ndarray], t: int, n: int) -> np.ndarray:
-    a = np.zeros((n, p.size), np.int64)
-    for syn in p.synapses:
-        if t - syn.delay < 1:
-            continue
-        s = history[syn.source][t - syn.delay].astype(np.float64)
-        # float64 BLAS is exact here: |sums| stay far below 2**53
-        total = np.rint(s @ weights[syn.node.name]).astype(np.int64)
-        a += np.left_shift(total, int(syn.node.attrs["q_weight_exp"]))
-    return a
+        x = counts.reshape(len(counts), *self.in_shape)
+        y = self.session.run(None, {"x": x})[0] if self.session is not None else \
+            maxpool(self.node, x)
+        return y.reshape(len(counts), -1)
 
 
-def _decode(graph: Graph, readout: Population, cells: list[Population], ts: list[int],
-            history: dict[str, np.ndarray], acc_at: np.ndarray, lag: int) -> LoihiResult:
-    scale = float(readout.synapses[0].node.attrs["q_scale"])
-    bias = sum(s.node.params["bias"].astype(np.float64) for s in readout.synapses)
+class _Plan:
+    """What a run needs of a quantized graph, built once for all chunks."""
+
+    def __init__(self, graph: Graph) -> None:
+        pops = populations(graph)
+        graded = [p.name for p in pops if int(p.node.attrs.get("spike_bits", 1)) > 1]
+        if graded:
+            raise UsageError(f"population '{graded[0]}' sends graded spikes (spike_bits > 1), "
+                             "which the NumPy loihi mode does not model")
+        self.graph = graph
+        self.order: list[_Cell | _Pool] = [
+            _Pool(graph, p) if p.pool_of is not None else _Cell(graph, p)
+            for p in pops if not p.readout]
+        self.cells = [c for c in self.order if isinstance(c, _Cell)]
+        readout = pops[-1]
+        assert readout.readout and readout.synapses
+        self.readout = _Input(graph, readout)
+        self.n_out = readout.size
+        self.scale = float(readout.synapses[0].node.attrs["q_scale"])
+        self.bias = np.asarray(readout.bias, np.float64).reshape(-1)
+
+
+def _run_chunk(plan: _Plan, x: np.ndarray, ts: list[int], outputs: np.ndarray,
+               spikes: dict[str, np.ndarray], acc_out: np.ndarray,
+               rasters: dict[str, np.ndarray] | None, chunk: slice) -> None:
+    b = len(x)
+    static = input_currents(plan.graph, x, fixed=True)
+    no_a = np.zeros((0, 0), np.float32)
+    no_static = np.zeros((0, 0), np.int64)
+    v = {c.name: np.repeat(c.v0.astype(np.int32)[None, :], b, axis=0) for c in plan.cells}
+    cur = {c.name: (np.left_shift(static[c.name].astype(np.int64), INPUT_BIAS_EXP)
+                    if c.input is None else no_static) for c in plan.cells}
+    counts = {c.name: np.zeros(b, np.int64) for c in plan.cells}
+    out = {c.name: np.zeros((b, c.size), np.float32) for c in plan.order}
+    pool_counts = {p.name: np.zeros((b, math.prod(p.in_shape)), np.float32)
+                   for p in plan.order if isinstance(p, _Pool)}
+    pool_best = {p.name: np.zeros((b, p.size), np.float32)
+                 for p in plan.order if isinstance(p, _Pool)}
+    acc = np.zeros((b, plan.n_out), np.int64)
+    k = 0
+    for t in range(1, ts[-1] + 1):
+        for c in plan.order:
+            if isinstance(c, _Pool):
+                pool_counts[c.name] += out[c.source]
+                best = c.best(pool_counts[c.name])
+                np.greater(best, pool_best[c.name], out=out[c.name], casting="unsafe")
+                pool_best[c.name] = best
+                continue
+            a = c.input(out) if c.input is not None else no_a
+            bad = _step(v[c.name], a, c.input.exp if c.input is not None else 0,
+                        cur[c.name], c.bias, c.vth, c.v0, out[c.name], counts[c.name],
+                        c.zero, t == 1)
+            if bad:
+                raise InternalError(f"population '{c.name}': {bad} synaptic sums were not "
+                                    "integers; the float32 synapses lost exactness")
+            if rasters is not None:
+                rasters[c.name][chunk, t - 1] = out[c.name] != 0
+        a = plan.readout(out)
+        q = a.astype(np.int64)
+        if np.any(q != a):
+            raise InternalError("the readout's synaptic sums were not integers; the float32 "
+                                "synapses lost exactness")
+        acc += np.left_shift(q, plan.readout.exp)
+        if t == ts[k]:
+            outputs[k, chunk] = (acc / (plan.scale * t) + plan.bias[None, :]).reshape(
+                b, *outputs.shape[2:])
+            for name, n in counts.items():
+                spikes[name][k, chunk] = n
+            k += 1
+    acc_out[chunk] = acc
+
+
+def simulate_loihi(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
+                   batch_size: int = 256, progress: Progress | None = None,
+                   rasters: bool | None = None) -> LoihiResult:
+    """Run the quantized network bit-exactly for max(timesteps) steps, decoding the output at
+    each checkpoint. rasters: record every IF population's spikes (True), or not (False);
+    None records them when they take at most RASTER_AUTO_BYTES. `progress(n)` is told of each
+    chunk of n samples done, in order. batch_size caps the samples simulated together."""
+    if graph.meta.get("quantized") != QUANTIZED:
+        raise UsageError("the NumPy loihi mode needs a network compiled with --target loihi")
+    ts = _checkpoints(timesteps)
+    x = check_input(graph, x)
+    n = len(x)
+    plan = _Plan(graph)
+    if rasters is None:
+        rasters = n * ts[-1] * sum(c.size for c in plan.cells) <= RASTER_AUTO_BYTES
     shape = graph.output_node.shape
-    outputs = np.stack([(acc_at[t + lag] / (scale * t) + bias).reshape(-1, *shape)
-                        for t in ts]).astype(np.float32)
-    rasters = {p.name: history[p.name][p.depth:p.depth + ts[-1]].transpose(1, 0, 2)
-               for p in cells}
-    spikes = {name: np.stack([r[:, :t].sum(axis=(1, 2)) for t in ts])
-              for name, r in rasters.items()}
-    return LoihiResult(ts, outputs, spikes, rasters, acc_at[ts[-1] + lag])
+    outputs = np.zeros((len(ts), n, *shape), np.float32)
+    spikes = {c.name: np.zeros((len(ts), n), np.int64) for c in plan.cells}
+    acc = np.zeros((n, plan.n_out), np.int64)
+    record = {c.name: np.zeros((n, ts[-1], c.size), bool) for c in plan.cells} \
+        if rasters else None
+    # at least two chunks, so that two cores have work (as the float simulator does)
+    size = max(1, min(int(batch_size), _chunk_size(graph), -(-n // 2)))
+    chunks = [slice(s, min(s + size, n)) for s in range(0, n, size)]
+
+    def run(chunk: slice) -> None:
+        _run_chunk(plan, x[chunk], ts, outputs, spikes, acc, record, chunk)
+
+    for chunk, _ in zip(chunks, parallel_map(run, chunks), strict=True):
+        if progress is not None:  # in order, from this thread
+            progress(chunk.stop - chunk.start)
+    return LoihiResult(ts, outputs, spikes, acc, record)
