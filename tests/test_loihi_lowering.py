@@ -174,3 +174,18 @@ def test_a_large_conv_never_becomes_a_matrix() -> None:
     report = {r["name"]: r for r in mapped.meta["mapping"]["populations"]}
     # C_out*H*W*C_in*9 less the taps on the zero border (4 edges of 96 per 3x3 tap row)
     assert report["if1"]["synapses"] == 64 * 64 * (96 * 96 * 9 - 4 * 96 * 3 + 4)
+
+
+def test_every_preset_compiles_for_loihi(digits_model: object, digits_calib: object) -> None:
+    """Including those whose max / 99.99th-percentile thresholds once overflowed the 24-bit
+    state bound (the weight scale now shrinks until one step's input provably fits)."""
+    import snnc
+    from snnc.presets import PRESETS
+
+    for preset in PRESETS:
+        net = snnc.compile(digits_model, calib=digits_calib, target="loihi", timesteps=2,
+                           preset=preset)
+        assert net.graph.meta["quantized"] == "loihi2" and net.graph.meta["mapping"]["chips"]
+        for pop in populations(net.graph):
+            fit = pop.node.meta.get("quant", {}).get("input_fit", 1.0)
+            assert 0 < fit <= 1
