@@ -6,6 +6,11 @@ calibration simulates the network up to each IF layer in turn: on ResNet-50 at T
 samples would be ~200 TMAC for tuning and ~6 hours of calibration on this kind of machine.
 So both take as many samples as fit in SIMULATION_BUDGET_MACS (never fewer than a floor), and
 tuning steps aside with a message when even the floor would cost more than HARD_LIMIT_MACS.
+
+Calibration's sample count is set by `calibration_macs`, the cost of re-simulating every
+layer's prefix. With a simulator that replays recorded spike trains (the NumPy one), it
+simulates each layer's window twice instead (`replay_calibration_macs`, about 2 / depth of
+that on a chain): the same samples and the same network, in less time than the budget.
 """
 
 from __future__ import annotations
@@ -49,10 +54,32 @@ def upstream_macs(graph: Graph, name: str) -> int:
 
 
 def calibration_macs(graph: Graph, timesteps: int) -> int:
-    """Multiply-adds per sample of layer-wise calibration: each IF layer's pass simulates the
-    network up to it for T steps."""
+    """Multiply-adds per sample of layer-wise calibration when each IF layer's pass simulates
+    the network up to it for T steps (what sets calibration's samples; an upper bound)."""
     return int(timesteps) * sum(upstream_macs(graph, n.name) for n in graph.nodes
                                 if n.op == "if")
+
+
+def window_macs(graph: Graph, name: str) -> int:
+    """Multiply-adds of the layers between node `name` and the IF nodes feeding it (itself
+    included): what simulating it from their recorded spike trains costs."""
+    seen: set[str] = set()
+    stack = [name]
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            node = graph.node(current)
+            if current == name or node.op != "if":
+                stack.extend(node.inputs)
+    return sum(synapses(graph.node(n)) for n in seen)
+
+
+def replay_calibration_macs(graph: Graph, timesteps: int) -> int:
+    """Multiply-adds per sample of layer-wise calibration replaying recorded trains: each IF
+    layer's window is simulated to measure it and, once corrected, to record it."""
+    return 2 * int(timesteps) * sum(window_macs(graph, n.name) for n in graph.nodes
+                                    if n.op == "if")
 
 
 def samples_within_budget(macs_per_sample: float, floor: int, ceiling: int) -> int:

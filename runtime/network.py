@@ -23,7 +23,9 @@ class RunResult:
 
     timesteps: int
     outputs: np.ndarray  # (N, *output shape): output potential averaged over the time steps
-    spikes: dict[str, np.ndarray]  # IF node -> (N,) spike count per sample
+    spikes: dict[str, np.ndarray]  # IF node -> (N,) messages (spike events) per sample
+    # graded IF node -> (N,) counts its messages carried (sum |n|); binary: = spikes
+    payload: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def predictions(self) -> np.ndarray:
@@ -31,9 +33,17 @@ class RunResult:
 
     @property
     def spikes_per_sample(self) -> float:
+        """Messages (spike events) per sample."""
         if not self.spikes:
             return 0.0
         return float(sum(s for s in self.spikes.values()).mean())
+
+    @property
+    def payload_per_sample(self) -> float:
+        """Counts carried per sample (sum of |n|; = spikes_per_sample without graded layers)."""
+        if not self.spikes:
+            return 0.0
+        return float(sum(self.payload.get(k, s) for k, s in self.spikes.items()).mean())
 
     def accuracy(self, labels: np.ndarray) -> float:
         return float((self.predictions == labels).mean())
@@ -79,7 +89,8 @@ class CompiledNetwork:
         if backend != "numpy":
             raise UsageError(f"--backend '{backend}' is not one of: numpy, lava")
         result = self.simulate(x, [t], batch_size, progress, engine=engine)
-        return RunResult(t, result.outputs[0], {k: v[0] for k, v in result.spikes.items()})
+        return RunResult(t, result.outputs[0], {k: v[0] for k, v in result.spikes.items()},
+                         {k: v[0] for k, v in result.payload.items()})
 
     def save(self, path: str | os.PathLike[str]) -> None:
         artifact.save(path, self.graph, self.target, self.options)
@@ -89,14 +100,9 @@ def _loihi_numpy(graph: Graph, x: np.ndarray, timesteps: Sequence[int], batch_si
                  progress: Any) -> SimulationResult:
     from snnc.backends.numpy.loihi import simulate_loihi
 
-    parts = []
-    for start in range(0, len(x), batch_size):
-        parts.append(simulate_loihi(graph, x[start:start + batch_size], timesteps))
-        if progress is not None:
-            progress(len(x[start:start + batch_size]))
-    return SimulationResult(parts[0].timesteps, np.concatenate([p.outputs for p in parts], 1),
-                            {k: np.concatenate([p.spikes[k] for p in parts], 1)
-                             for k in parts[0].spikes})
+    # chunked inside (bounded memory for any batch); no rasters: only counts and outputs
+    r = simulate_loihi(graph, x, timesteps, batch_size, progress, rasters=False)
+    return SimulationResult(r.timesteps, r.outputs, r.spikes)
 
 
 def load(path: str | os.PathLike[str]) -> CompiledNetwork:

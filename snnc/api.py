@@ -23,9 +23,10 @@ from snnc.compiler.ir.graph import Graph
 from snnc.compiler.loihi.feasibility import check_feasible
 from snnc.compiler.loihi.map_cores import CoreLimits
 from snnc.compiler.passes import DEFAULT_PIPELINE, DumpSpec, NormSpec, PassOptions, run_pipeline
-from snnc.compiler.passes.manager import SPIKE_OUTPUT, TARGET_PASSES
+from snnc.compiler.passes.convert import check_spike_bits
+from snnc.compiler.passes.manager import SPIKE_OUTPUT, TARGET_PASSES, split_pipeline
 from snnc.compiler.passes.recognise_activations import recognise_activations
-from snnc.compiler.tuning import choose, norm_candidates
+from snnc.compiler.tuning import TuningCache, choose, norm_candidates
 from snnc.frontends.onnx import load_onnx
 from snnc.presets import DEFAULT_PRESET, preset_options
 from snnc.runtime import CompiledNetwork, load, load_data
@@ -86,13 +87,20 @@ def compile(  # noqa: A001 - the public name users expect
     engine: str = DEFAULT_ENGINE,
     max_chips: int | None = None,
     core_limits: CoreLimits | None = None,
+    spike_bits: int = 1,
+    max_spike_bits: int | None = None,
+    cache: TuningCache | None = None,
 ) -> CompiledNetwork:
     """Compile an ONNX model (or an imported IR graph) into a spiking network for `timesteps`
     steps, with the conversion methods of `preset` (see snnc.presets), each of which an
     explicit argument overrides. `progress(n)` is told of every tuning candidate scored and
     every layer calibrated; `engine` is the simulator engine those simulations run on.
     `max_chips` bounds the Loihi 2 chips the lava/loihi network may need (`core_limits`:
-    every per-core and per-chip limit, compiler/loihi/map_cores.py)."""
+    every per-core and per-chip limit, compiler/loihi/map_cores.py).
+    `spike_bits` B > 1 makes graded neurons (up to 2^B - 1 counts per message, numpy target
+    only); `max_spike_bits` M > B lets tuning pick B in B..M on the calibration data.
+    `cache` (compiler.tuning.TuningCache) shares tuning work between compiles of the same
+    model (path or Graph object) and calibration array, e.g. for several T (`snnc eval`)."""
     check_target(target)
     if engine not in ENGINES:
         raise UsageError(f"--engine '{engine}' is not one of: {', '.join(ENGINES)}")
@@ -107,8 +115,10 @@ def compile(  # noqa: A001 - the public name users expect
         if dump_dir is None:
             raise UsageError("--dump-ir needs --dump-dir DIR (where to write the dumps)")
         dump = DumpSpec.parse(dump_ir, dump_dir, dump_format)
-    graph = model if isinstance(model, Graph) else load_onnx(
-        model, tuple(input_shape) if input_shape else None)
+    shape = tuple(input_shape) if input_shape else None
+    cache = cache if cache is not None else TuningCache()
+    graph = model if isinstance(model, Graph) else cache.memo(
+        ("import", str(Path(model).resolve()), shape), lambda: load_onnx(model, shape))
     if decode not in DECODINGS:
         raise UsageError(f"--decode '{decode}' is not one of: {', '.join(DECODINGS)}")
     calib_x = _calib_array(calib)
@@ -123,13 +133,19 @@ def compile(  # noqa: A001 - the public name users expect
         raise UsageError(f"--neuron signed emits negative spikes, which need graded spikes "
                          f"that snnc's Lava processes do not model yet; --target {target} "
                          "supports --neuron if or lif (use --target numpy for signed)")
+    bits, max_bits = _spike_bits(spike_bits, max_spike_bits, neuron)
+    if max_bits > 1 and target != "numpy":
+        flag = f"--spike-bits {bits}" if bits > 1 else f"--max-spike-bits {max_bits}"
+        raise UsageError(f"{flag}: graded spikes carry a count in each message, which "
+                         f"--target {target} cannot express yet; use --target numpy until "
+                         "graded spikes land in Lava (or --spike-bits 1)")
     limits = core_limits
     if max_chips is not None:
         if int(max_chips) < 1:
             raise UsageError(f"--max-chips must be a positive integer, got {max_chips}")
         limits = replace(limits or CoreLimits(), max_chips=int(max_chips))
     options = PassOptions(calib=calib_x, norm=spec, shift=shift, timesteps=int(timesteps),
-                          neuron=neuron, calibrate=method,
+                          neuron=neuron, spike_bits=bits, calibrate=method,
                           simulator=functools.partial(simulate, engine=engine),
                           progress=progress, core_limits=limits)
     if target in LOIHI_TARGETS:  # refuse in seconds what the Loihi passes would refuse
@@ -139,16 +155,28 @@ def compile(  # noqa: A001 - the public name users expect
         pipeline = (SPIKE_OUTPUT, *pipeline)
     tried: list[dict[str, Any]] = []
     note = ""
-    if spec.method == "auto" or method == "auto":  # chosen on the float network
+    tuned = None
+    if spec.method == "auto" or method == "auto" or max_bits > bits:  # on the float network
+        # histograms shared by the candidates; calibration's outputs scored without a rerun
+        options = replace(options, stats=cache.stats, on_calibrated=cache.record_outputs)
         # netx holds one threshold per layer (lava-dl's CUBA neurons)
-        options, tried, note = _tune(graph, pipeline, options, per_channel=target != "netx")
-    pipeline += TARGET_PASSES.get(target, ())  # lava/loihi: synapses, quantization
-    snn = run_pipeline(graph, pipeline, options, dump)
+        options, tried, note, tuned = _tune(graph, pipeline, options,
+                                            per_channel=target != "netx",
+                                            max_spike_bits=max_bits, cache=cache)
+    target_passes = TARGET_PASSES.get(target, ())  # lava/loihi: synapses, quantization
+    pipeline += target_passes
+    if tuned is not None and dump is None:  # the winner is compiled already: the same graph
+        snn = run_pipeline(tuned, target_passes, options)
+    else:
+        snn = run_pipeline(graph, pipeline, options, dump)
     settings: dict[str, Any] = {
         "timesteps": int(timesteps), "preset": preset, "norm": str(options.norm),
         "shift": shift, "neuron": neuron, "calibrate": options.calibrate, "decode": decode,
         "engine": engine,
         "pipeline": list(pipeline),
+        # graded spikes only: a binary network's settings (and artifact) stay as they were
+        **({"spike_bits": options.spike_bits} if max_bits > 1 else {}),
+        **({"max_spike_bits": max_bits} if max_bits > bits else {}),
         "source": Path(model).name if not isinstance(model, Graph) else graph.meta.get("name"),
     }
     if tried:
@@ -158,24 +186,50 @@ def compile(  # noqa: A001 - the public name users expect
     return CompiledNetwork(snn, target, settings)
 
 
+def _spike_bits(bits: int, max_bits: int | None, neuron: str) -> tuple[int, int]:
+    """B and M (M = B unless given: no search), checked."""
+    bits = check_spike_bits(bits, neuron)
+    if max_bits is None:
+        return bits, bits
+    max_bits = check_spike_bits(max_bits, neuron, "--max-spike-bits")
+    if max_bits < bits:
+        raise UsageError(f"--max-spike-bits {max_bits} is below --spike-bits {bits}: tuning "
+                         "chooses B in spike-bits..max-spike-bits")
+    return bits, max_bits
+
+
 def _tune(graph: Graph, pipeline: tuple[str, ...], options: PassOptions,
-          per_channel: bool = True) -> tuple[PassOptions, list[dict[str, Any]], str]:
-    """Resolve --norm auto / --calibrate auto by simulating the candidates (compiler.tuning)."""
+          per_channel: bool = True, max_spike_bits: int | None = None,
+          cache: TuningCache | None = None
+          ) -> tuple[PassOptions, list[dict[str, Any]], str, Graph | None]:
+    """Resolve --norm auto / --calibrate auto / --max-spike-bits by simulating the candidates
+    (compiler.tuning); also the winner's graph out of `pipeline` (None if none was compiled).
+    The option-free passes at the head of the pipeline run once for all candidates."""
+    cache = cache if cache is not None else TuningCache()
     auto_norm = options.norm.method == "auto"
+    max_bits = max_spike_bits or options.spike_bits
     if options.calib is None or len(options.calib) == 0:
+        if max_bits > options.spike_bits:
+            raise DataError(f"--max-spike-bits {max_bits} chooses the spike bits by "
+                            "simulating on calibration data: pass --calib CALIB.npz (or "
+                            "give --spike-bits B alone)")
         if auto_norm and _needs_data(graph):
             raise DataError("--norm auto chooses thresholds on calibration data: pass --calib "
                             "CALIB.npz (or train with Clip activations)")
         fallback = NormSpec() if auto_norm else options.norm
-        return replace(options, norm=fallback, calibrate="none"), [], ""
+        return replace(options, norm=fallback, calibrate="none"), [], "", None
     recognised = recognise_activations(graph)  # QCFS chains count as trained activations
     norms = norm_candidates(_needs_data(recognised), _has_trained(recognised), per_channel)
-    choice = choose(graph, options, lambda o: run_pipeline(graph, pipeline, o),
+    head, tail = split_pipeline(pipeline)
+    prepared = cache.memo(("prepared", graph, head), lambda: run_pipeline(graph, head, options))
+    choice = choose(graph, options, lambda o: run_pipeline(prepared, tail, o),
                     options.calib, int(options.timesteps), options.simulator, auto_norm,
-                    options.calibrate == "auto", norms, options.progress)
-    tried = [{"candidate": name, "agreement": s.agreement, "error": s.error}
+                    options.calibrate == "auto", norms, options.progress,
+                    max_spike_bits=max_bits, cache=cache)
+    tried = [{"candidate": name, "agreement": s.agreement, "error": s.error,
+              "samples": s.samples, **({"stopped": True} if s.stopped else {})}
              for name, s in choice.tried]
-    return choice.options, tried, choice.note
+    return choice.options, tried, choice.note, choice.graph
 
 
 def _has_trained(graph: Graph) -> bool:

@@ -89,6 +89,12 @@ def _add_compile_options(p: argparse.ArgumentParser, several_presets: bool = Fal
                    help="if: reset by subtraction; lif: Lava's stock LIF, reset to zero; "
                    "signed: may emit a negative spike to take back an early one; auto "
                    "(default): signed for --target numpy, if for the Lava targets")
+    p.add_argument("--spike-bits", type=int, default=1, metavar="B",
+                   help="graded spikes: each message carries up to 2^B - 1 counts of theta "
+                   "(default 1: binary spikes; --target numpy only)")
+    p.add_argument("--max-spike-bits", type=int, metavar="M", help="let tuning choose the "
+                   "spike bits in B..M on the calibration data: the fewest that agree with "
+                   "the ANN best (default M = B: no search)")
     p.add_argument("--decode", default="potential", choices=("potential", "spikes"),
                    help="output from the last layer's accumulated potential (default) or from "
                    "spike counts of a spiking last layer")
@@ -184,7 +190,8 @@ def _compile_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"preset": args.preset, "norm": args.norm, "per_channel": args.per_channel,
             "shift": args.shift, "calibrate": args.calibrate, "neuron": args.neuron,
             "decode": args.decode, "input_shape": args.input_shape, "engine": args.engine,
-            "max_chips": getattr(args, "max_chips", None)}
+            "max_chips": getattr(args, "max_chips", None), "spike_bits": args.spike_bits,
+            "max_spike_bits": args.max_spike_bits}
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -219,11 +226,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
           f"preset {net.options['preset']}, thresholds: {net.options['norm']}, "
           f"shift: {net.options['shift']}, calibration: {net.options['calibrate']}, "
           f"neurons: {net.options['neuron']}, "
-          f"default T={net.default_timesteps}")
+          + (f"spike bits: {net.options['spike_bits']}, " if "spike_bits" in net.options
+             else "")
+          + f"default T={net.default_timesteps}")
     for row in net.options.get("tuned", []):  # what --norm/--calibrate auto compared
+        samples = f"{row['samples']} " if row.get("samples") else ""
         print(f"  tried {row['candidate']}: agrees with the ANN on "
-              f"{100 * row['agreement']:.1f}% of calibration samples, output error "
-              f"{row['error']:.3f}")
+              f"{100 * row['agreement']:.1f}% of {samples}calibration samples, output error "
+              f"{row['error']:.3f}" + (" (stopped there: it could not win)"
+                                       if row.get("stopped") else ""))
     if net.options.get("tuning_note"):
         print(f"  {net.options['tuning_note']}")
     _print_loihi_summary(net.graph)
@@ -274,6 +285,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"artifact": Path(args.artifact).name, "samples": int(len(x)),
                               "timesteps": result.timesteps,
                               "spikes_per_sample": result.spikes_per_sample,
+                              "messages_per_sample": result.spikes_per_sample,
+                              "payload_per_sample": result.payload_per_sample,
                               "spikes_per_layer": {name: float(s.mean()) for name, s
                                                    in result.spikes.items()},
                               "predictions": result.predictions.tolist()}
@@ -281,7 +294,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if y is not None:
         report["accuracy"] = result.accuracy(y)
         line += f", accuracy {100 * report['accuracy']:.2f}%"
-    print(line + f", {result.spikes_per_sample:.1f} spikes/sample")
+    print(line + f", {result.spikes_per_sample:.1f} messages/sample, "
+          f"{result.payload_per_sample:.1f} payload/sample")
     if args.json:
         _write_json(args.json, report)
     return 0

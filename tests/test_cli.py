@@ -60,7 +60,7 @@ def test_eval_json_has_the_promised_fields(tmp_path: Path, digits_model: Path,
         assert set(row) >= {"timesteps", "accuracy", "spikes_per_sample"}
     assert data["snn"][1]["spikes_per_sample"] > data["snn"][0]["spikes_per_sample"]
     table = capsys.readouterr().out
-    assert "ANN accuracy" in table and "spikes/sample" in table
+    assert "ANN accuracy" in table and "messages/sample" in table and "SOPs/sample" in table
 
 
 def test_eval_with_input_shift_compiles_per_timestep(tmp_path: Path, digits_model: Path,

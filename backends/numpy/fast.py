@@ -23,6 +23,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from snnc.compiler.ir.graph import Graph, Node
+from snnc.compiler.ops.neuron import max_count
 
 from . import kernels
 
@@ -104,11 +105,21 @@ class FastKernels:
         return self.sessions[node.name].run(None, {"x": np.ascontiguousarray(x, np.float32)})[0]
 
     def fire(self, node: Node, v: np.ndarray, z: np.ndarray, net: np.ndarray | None,
-             hits: np.ndarray) -> np.ndarray:
-        """One IF step of the layer, in place on v, net and hits (see kernels.fire)."""
+             hits: np.ndarray, amount: np.ndarray | None = None) -> np.ndarray:
+        """One IF step of the layer, in place on v, net, hits and (graded layers) amount
+        (see kernels.fire and kernels.fire_graded)."""
         n = len(v)
         theta, shift = self.theta[node.name]
         out = np.empty_like(v)
+        k = max_count(node)
+        if k > 1:
+            flat = net.reshape(n, -1) if net is not None else np.zeros((0, 0), np.float32)
+            kernels.fire_graded(v.reshape(n, -1),
+                                np.ascontiguousarray(z, np.float32).reshape(n, -1), theta,
+                                shift, flat, hits.reshape(n, -1), amount.reshape(n, -1),
+                                out.reshape(n, -1), np.float32(k),
+                                bool(node.attrs.get("signed")), net is not None)
+            return out
         kernels.fire(v.reshape(n, -1), np.ascontiguousarray(z, np.float32).reshape(n, -1),
                      theta, shift,
                      net.reshape(n, -1) if net is not None else np.zeros((0, 0), np.float32),

@@ -1,7 +1,9 @@
 """Compiled (numba) kernel for the simulator's IF update, with the reference's float32 arithmetic.
 
 `fire` does one IF step for a whole layer in a single pass over memory (the numpy form reads and
-writes each potential 4-5 times), for every neuron variant the simulator has. Without numba the
+writes each potential 4-5 times), for every binary neuron variant the simulator has;
+`fire_graded` the same for graded neurons (attr spike_bits), kept apart so that the binary
+kernel stays as it was. Without numba the
 simulator keeps its numpy form (`AVAILABLE` is False).
 """
 
@@ -49,3 +51,36 @@ if AVAILABLE:
                 out[i, j] = o
                 if track:
                     net[i, j] += s
+
+    @njit(cache=True, nogil=True, boundscheck=False)
+    def fire_graded(v, z, theta, shift, net, hits, amount, out, k, signed, track):  # noqa: ANN001, ANN201
+        """The graded neuron (simulator._Batch._fire_graded, same float32 operations): V += z
+        (+ shift); n = floor(V / theta), one less where n * theta > V, clipped to [lo, k] (lo
+        = 0, or -min(net, k) for signed neurons); V -= n * theta; out = n * theta; hits counts
+        the messages (n != 0), amount adds |n|, `track` adds n to net."""
+        n, m = v.shape
+        use_shift = shift.shape[0] > 0
+        for i in range(n):
+            for j in range(m):
+                x = v[i, j] + z[i, j]
+                if use_shift:
+                    x = x + shift[j]
+                th = theta[j]
+                q = np.floor(x / th)
+                if q * th > x:
+                    q = q - np.float32(1.0)
+                lo = np.float32(0.0)
+                if signed:
+                    lo = -min(net[i, j], k)
+                if q < lo:
+                    q = lo
+                if q > k:
+                    q = k
+                if q != 0:
+                    hits[i, j] += 1
+                    amount[i, j] += np.uint16(abs(q))
+                o = q * th
+                v[i, j] = x - o
+                out[i, j] = o
+                if track:
+                    net[i, j] += q

@@ -54,8 +54,23 @@ def verify(graph: Graph) -> None:
                                       f"{list(shape)}")
         if node.op == "if" and not np.all(node.params.get("theta", 0) > 0):  # or missing
             raise ModelError.at(node, "firing threshold must be positive")
+        if node.op == "if" and "spike_bits" in node.attrs:
+            _check_spike_bits(node)
         seen[node.name] = shape
     if graph.output not in seen:
         raise ModelError(f"graph output '{graph.output}' is not a node")
     if not nx.is_directed_acyclic_graph(graph.to_networkx()):
         raise ModelError("the graph has a cycle")
+
+
+def _check_spike_bits(node: Node) -> None:
+    """Graded neurons store B only when B > 1 (binary ones have no attr)."""
+    from ..ops.neuron import MAX_SPIKE_BITS
+
+    bits = node.attrs["spike_bits"]
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= MAX_SPIKE_BITS:
+        raise ModelError.at(node, f"spike_bits must be an integer in 2..{MAX_SPIKE_BITS} "
+                            f"(binary neurons store none), got {bits!r}")
+    if node.attrs.get("reset", "subtract") != "subtract":
+        raise ModelError.at(node, "graded neurons reset by subtraction; reset "
+                            f"'{node.attrs.get('reset')}' is binary only")

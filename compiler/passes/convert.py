@@ -10,6 +10,13 @@ Neuron kinds (`neuron`):
   potential falls below zero (Fast-SNN, Hu et al. 2023; SNM, Wang et al. 2022); the net count
   never goes below zero.
 
+Graded neurons (`spike_bits` B > 1, Loihi 2-style graded spikes): one message per step carries
+a count n <= K = 2^B - 1 (compiler/ops/neuron.py). The activation's clip level lambda (the
+threshold normalize-thresholds set) becomes the neuron's largest rate K * theta, so the step is
+theta = lambda / K and the neuron computes the same ANN activation clip(z, 0, lambda), rounded
+per quantum theta (V(0) = phi * theta) instead of per lambda. Reset to zero (`lif`, Lava's stock
+LIF) is binary only and refused with B > 1; signed graded neurons take back up to K counts.
+
 The half-step shift `phi` (0.5 for ReLU/Clip; the model's own for a quantized activation) is
 recorded here and applied by shift-bias.
 
@@ -23,6 +30,7 @@ import numpy as np
 
 from ..errors import ModelError, UsageError
 from ..ir.graph import Graph, Node
+from ..ops.neuron import MAX_SPIKE_BITS, spike_levels
 from .rewrite import rebuild
 
 NAME = "convert"
@@ -30,7 +38,20 @@ NEURONS = ("if", "lif", "signed")
 DEFAULT_PHI = 0.5
 
 
-def _neuron(node: Node, kind: str) -> Node:
+def check_spike_bits(bits: int, neuron: str = "if", flag: str = "--spike-bits") -> int:
+    """B as an int in 1..MAX_SPIKE_BITS; reset to zero (lif) only with B = 1."""
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) \
+            or not 1 <= int(bits) <= MAX_SPIKE_BITS:
+        raise UsageError(f"{flag} must be an integer from 1 (binary spikes) to "
+                         f"{MAX_SPIKE_BITS}, got {bits!r}")
+    if int(bits) > 1 and neuron == "lif":
+        raise UsageError(f"{flag} {bits}: --neuron lif is Lava's stock LIF, which resets to "
+                         "zero and sends binary spikes; graded spikes need reset by "
+                         "subtraction: use --neuron if or signed (or --spike-bits 1)")
+    return int(bits)
+
+
+def _neuron(node: Node, kind: str, bits: int = 1) -> Node:
     if "theta" not in node.params:
         raise ModelError.at(node, "activation has no threshold; run normalize-thresholds "
                             "before convert")
@@ -47,6 +68,10 @@ def _neuron(node: Node, kind: str) -> Node:
         phi = np.broadcast_to(node.params["phi"], np.broadcast_shapes(
             theta.shape, node.params["phi"].shape)).astype(np.float32)
         theta = np.broadcast_to(theta, phi.shape).astype(np.float32)
+    if bits > 1:  # the clip level is the largest rate K * theta: theta is the step
+        attrs["spike_bits"] = bits
+        theta = (np.asarray(theta, np.float32) / np.float32(spike_levels(bits))).astype(
+            np.float32)
     return Node(node.name, "if", node.inputs, attrs=attrs,
                 params={"theta": theta, "v0": np.zeros_like(theta), "phi": phi},
                 shape=node.shape, source=node.source, meta=node.meta)
@@ -60,9 +85,10 @@ def _leftover(node: Node) -> ModelError:
                          "a*clip(floor(x*L/a + phi)/L, 0, 1) (QCFS) or clip(x, 0, a)")
 
 
-def convert(graph: Graph, neuron: str = "if") -> Graph:
+def convert(graph: Graph, neuron: str = "if", spike_bits: int = 1) -> Graph:
     if neuron not in NEURONS:
         raise UsageError(f"--neuron '{neuron}' is not one of: {', '.join(NEURONS)}")
+    bits = check_spike_bits(spike_bits, neuron)
     leftovers = [_leftover(n) for n in graph.nodes if n.op in ("round", "bound")]
     if leftovers:
         raise leftovers[0]
@@ -71,11 +97,12 @@ def convert(graph: Graph, neuron: str = "if") -> Graph:
     dropped_softmax = False
     for node in graph.nodes:
         if node.op in ("relu", "clip", "qclip"):
-            node = _neuron(node, neuron)
+            node = _neuron(node, neuron, bits)
         elif node.op == "softmax" and node.name == graph.output:
             renames[node.name] = node.inputs[0]
             dropped_softmax = True
             continue
         nodes.append(node)
     out = rebuild(graph, nodes, renames)
-    return out.with_meta(stage="snn", output_softmax=dropped_softmax, neuron=neuron)
+    meta: dict[str, object] = {"spike_bits": bits} if bits > 1 else {}
+    return out.with_meta(stage="snn", output_softmax=dropped_softmax, neuron=neuron, **meta)

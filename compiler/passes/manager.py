@@ -22,13 +22,13 @@ from ..loihi.map_cores import CoreLimits, map_cores
 from ..loihi.quantize_weights import NAME as QUANTIZE_WEIGHTS
 from ..loihi.quantize_weights import quantize_weights
 from .calibrate import NAME as CALIBRATE
-from .calibrate import Simulator, calibrate
+from .calibrate import OutputsFn, Simulator, calibrate
 from .convert import NAME as CONVERT
 from .convert import convert
 from .fold_batchnorm import NAME as FOLD_BATCHNORM
 from .fold_batchnorm import fold_batchnorm
 from .normalize_thresholds import NAME as NORMALIZE_THRESHOLDS
-from .normalize_thresholds import NormSpec, normalize_thresholds
+from .normalize_thresholds import ActivationStats, NormSpec, normalize_thresholds
 from .recognise_activations import NAME as RECOGNISE_ACTIVATIONS
 from .recognise_activations import recognise_activations
 from .shift_bias import NAME as SHIFT_BIAS
@@ -46,10 +46,15 @@ class PassOptions:
     shift: str = "v0"
     timesteps: int | None = None
     neuron: str = "if"
+    spike_bits: int = 1  # graded spikes: counts up to 2^B - 1 per message (1: binary)
     calibrate: str = "none"
     simulator: Simulator | None = None
     progress: Callable[[int], None] | None = None
     core_limits: CoreLimits | None = None  # map-cores (lava, loihi)
+    # activation histograms shared by the normalize-thresholds runs of tuning's candidates
+    stats: ActivationStats | None = None
+    # told the calibrated network's outputs on the calibration samples (tuning scores them)
+    on_calibrated: OutputsFn | None = None
 
 
 PassFn = Callable[[Graph, PassOptions], Graph]
@@ -59,11 +64,13 @@ PASSES: dict[str, PassFn] = {
     SPIKE_OUTPUT: lambda g, o: spike_output(g),
     FOLD_BATCHNORM: lambda g, o: fold_batchnorm(g),
     NORMALIZE_THRESHOLDS: lambda g, o: normalize_thresholds(g, o.calib, o.norm,
-                                                           timesteps=o.timesteps),
-    CONVERT: lambda g, o: convert(g, o.neuron),
+                                                           timesteps=o.timesteps,
+                                                           spike_bits=o.spike_bits,
+                                                           stats=o.stats),
+    CONVERT: lambda g, o: convert(g, o.neuron, o.spike_bits),
     SHIFT_BIAS: lambda g, o: shift_bias(g, o.shift, o.timesteps),
     CALIBRATE: lambda g, o: calibrate(g, o.calib, o.timesteps, o.simulator, o.calibrate,
-                                      progress=o.progress),
+                                      progress=o.progress, on_outputs=o.on_calibrated),
     LOWER_SYNAPSES: lambda g, o: lower_synapses(g),
     QUANTIZE_WEIGHTS: lambda g, o: quantize_weights(g),
     MAP_CORES: lambda g, o: map_cores(g, o.core_limits),
@@ -71,6 +78,17 @@ PASSES: dict[str, PassFn] = {
 
 DEFAULT_PIPELINE = (RECOGNISE_ACTIVATIONS, FOLD_BATCHNORM, NORMALIZE_THRESHOLDS, CONVERT,
                     SHIFT_BIAS, CALIBRATE)
+# passes that read no options: every tuning candidate gets the same graph out of them
+OPTION_FREE = frozenset({RECOGNISE_ACTIVATIONS, SPIKE_OUTPUT, FOLD_BATCHNORM})
+
+
+def split_pipeline(names: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The pipeline's longest head of option-free passes, and the rest."""
+    names = tuple(names)
+    k = 0
+    while k < len(names) and names[k] in OPTION_FREE:
+        k += 1
+    return names[:k], names[k:]
 # what each target appends to the pipeline (issue #3: Lava float, Loihi 2 fixed point)
 TARGET_PASSES = {"numpy": (), "lava": (LOWER_SYNAPSES, MAP_CORES),
                  "loihi": (LOWER_SYNAPSES, QUANTIZE_WEIGHTS, MAP_CORES)}
