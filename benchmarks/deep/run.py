@@ -7,6 +7,7 @@
     .venv/bin/python benchmarks/deep/run.py --only vgg16 --skip-sj --skip-graded
     .venv/bin/python benchmarks/deep/run.py --only resnet20 --timesteps 1,4 --limit 200
     .venv/bin/python benchmarks/deep/run.py --resume   # keep finished cells of --out
+    .venv/bin/python benchmarks/deep/run.py --sj-modes max ltb --sj-ltb-batches 4
 
 Per model and T, one fresh child process
 
@@ -91,13 +92,14 @@ def run_snnc(snnc: str, model: str, t: int, variant: str, data: Path, calib: Pat
     return cell
 
 
-def run_sj(model: str, ts: list[int], data: Path, calib: Path, tmp: Path) -> dict[str, Any]:
+def run_sj(model: str, ts: list[int], data: Path, calib: Path, tmp: Path,
+           extra: list[str]) -> dict[str, Any]:
     out = tmp / f"sj_{model}.json"
     log = OUT / "logs" / f"{model}-sj.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [str(PEERS_PYTHON), str(HERE / "sj_eval.py"), "--models", model, "--timesteps",
            ",".join(map(str, ts)), "--data", str(data), "--calib", str(calib), "--out",
-           str(out)]
+           str(out), *extra]
     t0 = time.perf_counter()
     with log.open("w") as f:  # stderr: SpikingJelly's progress bars
         done = subprocess.run(cmd, stdout=f, stderr=subprocess.DEVNULL)
@@ -157,6 +159,9 @@ def main() -> None:
     p.add_argument("--only", nargs="+", choices=MODELS, default=MODELS)
     p.add_argument("--timesteps", default="1,2,4,8,16,32")
     p.add_argument("--skip-sj", action="store_true", help="no SpikingJelly run")
+    p.add_argument("--sj-modes", nargs="+", choices=["max", "99.9%-ch-half", "ltb"],
+                   help="SpikingJelly modes (default: all of sj_eval.py's)")
+    p.add_argument("--sj-ltb-batches", help="LTB calibration batch sizes (default 16,4,1)")
     p.add_argument("--skip-graded", action="store_true", help=f"no --spike-bits {GRADED_BITS}")
     p.add_argument("--skip-binary", action="store_true", help="no binary-spike snnc run")
     p.add_argument("--per-layer", action="store_true", help="pass --per-layer to snnc eval "
@@ -176,6 +181,8 @@ def main() -> None:
     sj_on = not args.skip_sj and PEERS_PYTHON.exists()
     if not args.skip_sj and not sj_on:
         print(f"{PEERS_PYTHON} is missing (benchmarks/peers/setup_env.sh): SpikingJelly skipped")
+    sj_extra = ((["--modes", *args.sj_modes] if args.sj_modes else [])
+                + (["--ltb-batches", args.sj_ltb_batches] if args.sj_ltb_batches else []))
     meta_path = OUT / "models" / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     results: dict[str, Any] = (json.loads(args.out.read_text())
@@ -193,7 +200,7 @@ def main() -> None:
             r.update(meta=meta.get(name, {}), samples=samples)
             if sj_on and not (args.resume and "best" in r.get("sj", {})):
                 print(f"{name}: SpikingJelly ...", flush=True)
-                r["sj"] = run_sj(name, ts, data, calib, tmp)
+                r["sj"] = run_sj(name, ts, data, calib, tmp, sj_extra)
                 args.out.write_text(json.dumps(results, indent=1) + "\n")
             for variant in variants:
                 cells = r["snnc"].setdefault(variant, {})
