@@ -9,8 +9,10 @@ tuning steps aside with a message when even the floor would cost more than HARD_
 
 Calibration's sample count is set by `calibration_macs`, the cost of re-simulating every
 layer's prefix. With a simulator that replays recorded spike trains (the NumPy one), it
-simulates each layer's window twice instead (`replay_calibration_macs`, about 2 / depth of
-that on a chain): the same samples and the same network, in less time than the budget.
+simulates each layer's window once, and then only its neurons where it kept the layer's input
+current (`replay_calibration_macs` bounds it: every window twice, about 2 / depth of
+`calibration_macs` on a chain): the same samples and the same network, in a fraction of the
+budget's time.
 """
 
 from __future__ import annotations
@@ -76,8 +78,9 @@ def window_macs(graph: Graph, name: str) -> int:
 
 
 def replay_calibration_macs(graph: Graph, timesteps: int) -> int:
-    """Multiply-adds per sample of layer-wise calibration replaying recorded trains: each IF
-    layer's window is simulated to measure it and, once corrected, to record it."""
+    """Multiply-adds per sample of layer-wise calibration replaying recorded trains, at most:
+    each IF layer's window is simulated to measure it and, once corrected, to record it (the
+    second time without its synapses where calibration kept the layer's input current)."""
     return 2 * int(timesteps) * sum(window_macs(graph, n.name) for n in graph.nodes
                                     if n.op == "if")
 

@@ -20,12 +20,16 @@ Cost (issue "low latency on deep networks"): the candidates share what does not 
 The passes before normalize-thresholds run once; one streaming pass over the calibration data
 collects every activation's histogram, from which each candidate reads its percentile
 (normalize_thresholds.ActivationStats); the ANN's outputs are computed once. Candidates are
-scored in blocks of samples (32, 32, 64, 128, ...), raced: every candidate is scored on the
+scored in blocks of samples (8, 16, 32, 64, ...), raced: every candidate is scored on the
 first block, the one ahead is scored on all samples, and every other one is stopped as soon as
 it cannot win any more: when, even agreeing with the ANN on every remaining sample, it would
 agree less often than the best so far, or as often but with a larger output error (the error
 only grows with more samples). A stopped candidate could not have been chosen, so the choice
-is the one scoring every candidate on every sample would make. A `TuningCache` carries this
+is the one scoring every candidate on every sample would make (up to float rounding: a
+simulation's float32 sums may round differently in another batch). The winner's graph is kept,
+so compiling it again is not needed, and layer-wise calibration hands over the calibrated
+network's outputs on its samples (it replays recorded spike trains, calibrate.py), so that
+scoring it simulates only the samples calibration did not use. A `TuningCache` carries this
 work between compiles (`snnc eval` compiles once per T): the histograms, the ANN outputs, and
 each candidate network's outputs, which are recorded at every T of the evaluation up to the one
 simulated (one run of a network gives all shorter T as prefixes), so that a candidate whose
@@ -59,7 +63,9 @@ from .passes.normalize_thresholds import ActivationStats, NormSpec
 AUTO_PERCENTILES = (90.0, 95.0, 99.0, 99.9, 99.99)
 SCORING_SAMPLES = 256
 MIN_SCORING_SAMPLES = 32
-FIRST_BLOCK = 32  # samples every candidate is scored on before any is stopped
+# samples every candidate is scored on before any is stopped; the blocks then double (a
+# block this small already stops the clearly worse candidates, which at T = 32 cost the most)
+FIRST_BLOCK = 8
 # below this many multiply-adds per candidate, scoring runs in one block (no racing): one
 # simulation of a small network costs less than the time steps of several
 RACE_MIN_MACS = 2e9
@@ -201,9 +207,9 @@ class _Scorer:
         self.norm = max(float(np.sqrt((self.reference ** 2).sum())), 1e-30)
         self.timesteps, self.simulate = timesteps, simulate
         bounds, b = [], FIRST_BLOCK
-        while race and b < samples:
+        while race and b < samples:  # 8, 16, 32, 64, ...
             bounds.append(b)
-            b = 2 * b if len(bounds) > 1 else b + FIRST_BLOCK  # 32, 64, 128, 256, ...
+            b *= 2
         self.bounds = [*bounds, samples]
 
     def advance(self, entry: _Entry) -> None:

@@ -109,12 +109,27 @@ def _no_replay(graph, x, timesteps, batch_size=256, progress=None, record=(), ob
     return simulate(graph, x, timesteps, batch_size, progress, record, observe)
 
 
-@pytest.mark.parametrize("model, bits", [("digits_resnet.onnx", 1),
-                                         ("digits_vgg_maxpool.onnx", 1),
-                                         ("digits_resnet.onnx", 2)])
+@pytest.mark.parametrize("model, bits, keep", [("digits_resnet.onnx", 1, 0),
+                                               ("digits_resnet.onnx", 1, None),
+                                               ("digits_vgg_maxpool.onnx", 1, 0),
+                                               ("digits_resnet.onnx", 2, 0)])
 def test_calibration_replaying_trains_equals_re_simulating_every_prefix(
-        model: str, bits: int, digits_calib: Path) -> None:
-    """Residual Adds (two IF layers feed one), max pooling between layers, graded spikes."""
+        model: str, bits: int, keep: int | None, digits_calib: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Residual Adds (two IF layers feed one), max pooling between layers, graded spikes;
+    with every layer's input current kept (keep 0) and with none kept."""
+    from snnc.compiler.passes import calibrate as calibrate_pass
+
+    monkeypatch.setattr(calibrate_pass, "KEEP_CURRENT_MACS", 10**12 if keep is None else keep)
+    kept: list[str] = []
+    original = calibrate_pass._snn_mean
+
+    def spy(graph, x, node, *args):
+        if len(args) > 4 and args[4] is not None:
+            kept.append(node.name)
+        return original(graph, x, node, *args)
+
+    monkeypatch.setattr(calibrate_pass, "_snn_mean", spy)
     x = load_data(digits_calib)[0][:96]
     net = snnc.compile(DATA / model, calib=x, timesteps=4, norm="percentile:99.9",
                        per_channel=True, calibrate="none", spike_bits=bits)
@@ -123,6 +138,7 @@ def test_calibration_replaying_trains_equals_re_simulating_every_prefix(
     if model.startswith("digits_resnet"):
         assert max(len(f) for f in fronts) == 2
     replayed = calibrate(net.graph, x, 4, simulate)
+    assert bool(kept) == (keep is not None)
     again = calibrate(net.graph, x, 4, _no_replay)
     for a, b in zip(replayed.nodes, again.nodes, strict=True):
         assert a.params.keys() == b.params.keys()

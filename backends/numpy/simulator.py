@@ -25,10 +25,11 @@ agrees with the reference up to the summation order inside a convolution.
 
 Replay (for layer-wise calibration, compiler/passes/calibrate.py): `capture` stores the counts
 an IF layer emits at every step (`SimulationResult.trains`, (T, N, *shape), one byte each for
-up to 127 counts); `replay` feeds such trains back in place of those layers, which are then
-neither simulated nor anything they depend on. A layer fed its recorded trains receives exactly
-the values (count * theta, in float32) it received when they were recorded, so a network can be
-simulated a window of layers at a time.
+up to 127 counts), or the values any other node computes at every step (float32); `replay`
+feeds such trains back in place of those nodes, which are then neither computed nor anything
+they depend on. A layer fed recorded trains receives exactly the values (for an IF layer,
+count * theta in float32) it received when they were recorded, so a network can be simulated a
+window of layers at a time.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class SimulationResult:
     outputs: np.ndarray  # (len(timesteps), N, *output shape)
     spikes: dict[str, np.ndarray]  # IF node -> (len(timesteps), N) messages per sample so far
     payload: dict[str, np.ndarray] = field(default_factory=dict)  # graded IF node -> the same
-    # captured IF node -> (max T, N, *shape) counts emitted at each step (see `capture`)
+    # captured node -> (max T, N, *shape) counts emitted (IF) or values at each step
     trains: dict[str, np.ndarray] = field(default_factory=dict)
 
     def at(self, timesteps: int) -> np.ndarray:
@@ -109,14 +110,18 @@ def _needed(graph: Graph, replayed: Collection[str]) -> set[str]:
 
 
 def train_dtype(node: Node) -> type:
-    """The integer type that holds one step's count of an IF node (of either sign)."""
+    """What a captured train holds per step: an IF node's count (of either sign) as the
+    smallest integer type that holds it, any other node's float32 values."""
+    if node.op != "if":
+        return np.float32
     return np.int8 if max_count(node) <= 127 else np.int16
 
 
-def _static_nodes(graph: Graph) -> set[str]:
+def _static_nodes(graph: Graph, replayed: Collection[str] = ()) -> set[str]:
     static = {graph.input.name}
     for node in graph.nodes[1:]:
-        if node.op != "if" and all(i in static for i in node.inputs):
+        if node.op != "if" and node.name not in replayed and all(i in static
+                                                                  for i in node.inputs):
             static.add(node.name)
     return static
 
@@ -132,7 +137,7 @@ class _Batch:
         self.fast = fast
         self.static: dict[str, np.ndarray] = {graph.input.name: x}
         self.dynamic: list[Node] = []
-        # replayed IF node -> this batch's rows of its trains (T, n, *shape)
+        # replayed node -> this batch's rows of its trains (T, n, *shape)
         self.replay = dict(replay or {})
         self.t = 0
         self.env: dict[str, np.ndarray] = {}
@@ -188,9 +193,10 @@ class _Batch:
         self.t += 1
         env = dict(self.static)
         for node in self.dynamic:
-            if node.name in self.replay:  # what the layer emitted at this step, recorded
-                env[node.name] = np.multiply(self.replay[node.name][self.t - 1],
-                                             node.params["theta"], dtype=np.float32)
+            if node.name in self.replay:  # what the node gave at this step, recorded
+                train = self.replay[node.name][self.t - 1]
+                env[node.name] = (np.multiply(train, node.params["theta"], dtype=np.float32)
+                                  if node.op == "if" else train)
                 continue
             inputs = [env[i] for i in node.inputs]
             if node.op == "if":
@@ -309,9 +315,10 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
     named in `record` (for calibration and per-layer reports; nothing is kept).
     engine "fast" runs convolutions and IF updates in compiled kernels (fast.py); it agrees
     with the reference to float rounding.
-    `capture`: IF nodes whose counts at every step come back in `trains`; `replay`: IF node ->
-    trains of at least max(timesteps) steps for these samples, emitted instead of simulating
-    the node (and what only it depends on); see the module's docstring."""
+    `capture`: nodes whose counts (IF nodes) or values (others) at every step come back in
+    `trains`; `replay`: node -> such trains of at least max(timesteps) steps for these samples,
+    given out instead of computing the node (and what only it depends on); see the module's
+    docstring."""
     if engine not in ENGINES:
         raise UsageError(f"engine '{engine}' is not one of: {', '.join(ENGINES)}")
     if graph.meta.get("stage") != "snn":
@@ -321,8 +328,8 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
     x = check_input(graph, x)
     replay = dict(replay or {})
     for name, trains in replay.items():
-        if name not in graph or graph.node(name).op != "if":
-            raise UsageError(f"replay: '{name}' is not an IF node of this graph")
+        if name not in graph or name == graph.input.name:
+            raise UsageError(f"replay: '{name}' is not a node of this graph")
         shape = (len(x), *graph.node(name).shape)
         if trains.ndim != len(shape) + 1 or tuple(trains.shape[1:]) != shape \
                 or len(trains) < ts[-1]:
@@ -330,18 +337,20 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
                              f"expected [>= {ts[-1]}, {', '.join(map(str, shape))}]")
     needed = _needed(graph, replay) if replay else None
     for name in capture:
-        if name not in graph or graph.node(name).op != "if" or name in replay \
+        if name not in graph or name == graph.input.name or name in replay \
                 or (needed is not None and name not in needed):
-            raise UsageError(f"capture: '{name}' is not an IF node this run simulates")
-    static = _static_nodes(graph)
+            raise UsageError(f"capture: '{name}' is not a node this run simulates")
+    static = _static_nodes(graph, replay)
     if_nodes = [n.name for n in graph.nodes if n.op == "if" and n.name not in replay
                 and (needed is None or n.name in needed)]
     outputs = np.zeros((len(ts), len(x), *graph.output_node.shape), dtype=np.float32)
     spikes = {name: np.zeros((len(ts), len(x)), dtype=np.int64) for name in if_nodes}
     payload = {name: np.zeros((len(ts), len(x)), dtype=np.int64) for name in if_nodes
                if max_count(graph.node(name)) > 1}
-    trains = {name: np.zeros((ts[-1], len(x), *graph.node(name).shape),
+    trains = {name: np.empty((ts[-1], len(x), *graph.node(name).shape),
                              dtype=train_dtype(graph.node(name))) for name in capture}
+    replay = {name: (np.asarray(r, np.float32) if graph.node(name).op != "if" else r)
+              for name, r in replay.items()}
     lock = threading.Lock()  # observe runs for one chunk at a time, from its thread
 
     fast = None
@@ -359,7 +368,8 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
             batch.step()
             for name, train in trains.items():  # the count: out = count * theta, theta > 0
                 node, out = graph.node(name), batch.env[name]
-                train[t - 1, chunk] = (np.sign(out) if max_count(node) == 1
+                train[t - 1, chunk] = (out if node.op != "if" else np.sign(out)
+                                       if max_count(node) == 1
                                        else np.rint(out / node.params["theta"]))
             if t == ts[k]:
                 batch.flush()

@@ -22,13 +22,15 @@ those do not change any more. So when the simulator can `capture` and `replay` s
 (snnc.backends.numpy.simulate can), each layer, once corrected, is simulated once more to record
 the counts it emits at every step, and every later layer is simulated from the recorded trains
 of the layers feeding it (its "frontier": the IF layers reached going back from it without
-passing another IF layer), not from the input through the whole prefix again. The ANN targets
-of all layers come from one ANN pass (an IF node's ANN meaning, clip(z, 0, theta), does not
-depend on the corrections). A replayed layer delivers exactly the values it delivered when
-recorded, so the result is the same as re-simulating the prefix, at about two simulations of
-the network instead of one per layer. The trains (one byte per neuron, step and sample) of a
-layer are kept until the last layer that reads them is calibrated; where they would need more
-than REPLAY_BYTES, or the simulator cannot replay, every layer re-simulates its prefix.
+passing another IF layer), not from the input through the whole prefix again. The current
+into the layer at every step is kept from its first simulation (float32) too, so that once
+corrected only its neurons run again. The ANN targets of all layers come from one ANN pass (an
+IF node's ANN meaning, clip(z, 0, theta), does not depend on the corrections). A replayed
+layer delivers exactly the values it delivered when recorded, so the result is the same as
+re-simulating the prefix, at about one simulation of the network instead of one per layer.
+The trains (one byte per neuron, step and sample) of a layer are kept until the last layer
+that reads them is calibrated; where they would need more than REPLAY_BYTES, or the simulator
+cannot replay, every layer re-simulates its prefix.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..cost import calibration_macs, samples_within_budget
+from ..cost import calibration_macs, samples_within_budget, window_macs
 from ..errors import DataError, UsageError
 from ..executor import run_batched
 from ..ir.graph import Graph, Node
@@ -49,6 +51,10 @@ NAME = "calibrate"
 METHODS = ("none", "bias", "potential", "bias+potential", "auto")
 MIN_SAMPLES = 16  # fewer calibration samples than this make the per-channel means noise
 REPLAY_BYTES = 1 << 30  # the most memory the recorded spike trains may hold at once
+# keep a layer's input current (4 bytes per neuron and step) rather than compute it again
+# where that takes at least this many multiply-adds per value (measured: storing it won on
+# the 32x32 ResNet's 3x3 convs of 16 channels, 144 per value, and on VGG-16's)
+KEEP_CURRENT_MACS = 32
 ProgressFn = Callable[[int], None]
 OutputsFn = Callable[[Graph, np.ndarray, int, int, np.ndarray], None]
 
@@ -83,15 +89,22 @@ def _ann_means(graph: Graph, x: np.ndarray, names: Collection[str],
 
 
 def _snn_mean(graph: Graph, x: np.ndarray, node: Node, timesteps: int, simulate: Simulator,
-              batch_size: int, replay: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+              batch_size: int, replay: Mapping[str, np.ndarray] | None = None,
+              inputs: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The layer's time-averaged output; `replay`: recorded trains to feed in; `inputs`, if
+    given, receives the current into the layer at every step (its input node's values)."""
     total = np.zeros(node.shape, dtype=np.float64)
 
     def observe(k: int, t: int, chunk: slice, net: dict[str, np.ndarray]) -> None:
         total[...] += net[node.name].sum(axis=0)
 
-    extra = {"replay": replay} if replay else {}
-    simulate(graph, x, [timesteps], batch_size=batch_size, record=[node.name], observe=observe,
-             **extra)
+    extra: dict[str, Any] = {"replay": replay} if replay else {}
+    if inputs is not None:
+        extra["capture"] = [node.inputs[0]]
+    sim = simulate(graph, x, [timesteps], batch_size=batch_size, record=[node.name],
+                   observe=observe, **extra)
+    if inputs is not None:
+        inputs.update(sim.trains)
     return total * node.params["theta"] / (timesteps * len(x))
 
 
@@ -123,7 +136,10 @@ def frontier(graph: Graph, name: str) -> set[str]:
 
 
 def _train_bytes(node: Node, samples: int, timesteps: int) -> int:
-    per = 1 if (1 << int(node.attrs.get("spike_bits", 1))) - 1 <= 127 else 2
+    """What capturing the node's trains holds: counts of an IF node (one byte each up to 127,
+    else two), float32 values of any other node."""
+    per = 4 if node.op != "if" else (
+        1 if (1 << int(node.attrs.get("spike_bits", 1))) - 1 <= 127 else 2)
     return per * samples * timesteps * int(np.prod(node.shape))
 
 
@@ -240,16 +256,30 @@ def _calibrate_replaying(graph: Graph, x: np.ndarray, names: list[str],
     for k, name in enumerate(names):
         upto = graph.replace(output=name)  # the layers after it do not matter yet
         replay = {j: trains[j] for j in fronts[name]}
+        # the current into the layer does not change with its corrections: kept from the
+        # first simulation, the others only run the neurons (unless it is computed once
+        # anyway, from the input, or would not fit in memory)
+        source = upto.node(upto.node(name).inputs[0])
+        alive = sum(_train_bytes(graph.node(j), len(x), timesteps) for j in trains)
+        keep = (bool(fronts[name]) and source.op != "if"
+                and window_macs(graph, name) >= KEEP_CURRENT_MACS * np.prod(source.shape)
+                and alive + _train_bytes(source, len(x), timesteps) <= REPLAY_BYTES)
+        current: dict[str, np.ndarray] = {}
         for _ in range(rounds):
             node = upto.node(name)
-            diff = targets[name] - _snn_mean(upto, x, node, timesteps, simulate, batch_size,
-                                             replay)
-            node = _corrected(node, diff.astype(np.float32), method, timesteps)
+            if current:  # only the neurons run
+                mean = _snn_mean(upto, x, node, timesteps, simulate, batch_size, current)
+            else:
+                mean = _snn_mean(upto, x, node, timesteps, simulate, batch_size, replay,
+                                 current if keep else None)
+            node = _corrected(node, (targets[name] - mean).astype(np.float32), method,
+                              timesteps)
             upto = upto.replace([node if n.name == name else n for n in upto.nodes])
         graph = graph.replace([node if n.name == name else n for n in graph.nodes])
         if name in last:  # later layers read it: record what it emits, corrected
             trains[name] = simulate(upto, x, [timesteps], batch_size=batch_size,
-                                    replay=replay, capture=[name]).trains[name]
+                                    replay=current or replay, capture=[name]).trains[name]
+        current.clear()
         for j in fronts[name]:
             if last[j] == k:
                 del trains[j]
