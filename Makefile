@@ -19,11 +19,12 @@ $(STAMP): pyproject.toml
 	# plus the deps it really uses (issue #3)
 	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python lava-nc==0.10.0
 	$(BIN)/python -m pip install --quiet "asteval>=0.9.31,<0.10" scipy scikit-learn
-	@# an independent NIR consumer for the interop tests: Sinabs (it pins an older nir, which
+	@# independent NIR consumers for the interop tests: Sinabs (it pins an older nir, which
 	@# it does not need, so it goes in without its declared dependencies). torch 2.13.0 is
 	@# the CPU wheel; other versions download CUDA builds.
 	$(BIN)/python -m pip install --quiet torch==2.13.0 "matplotlib>=3.8" pbr
-	$(BIN)/python -m pip install --quiet --no-deps sinabs==3.1.3 nirtorch==2.6
+	@# Norse reads NIR too (issue 17); it declares torchvision, which its NIR reader does not use
+	$(BIN)/python -m pip install --quiet --no-deps sinabs==3.1.3 nirtorch==2.6 norse==1.1.0
 	@# Graphviz renders `snnc inspect --svg`; snnc works without it
 	command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz) \
 		|| echo "note: Graphviz not installed; snnc inspect --svg will say how to get it"

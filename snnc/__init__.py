@@ -9,6 +9,6 @@
 
 __version__ = "0.1.0"
 
-from snnc.api import compile, load  # noqa: E402,A004
+from snnc.api import compile, load, load_nir  # noqa: E402,A004
 
-__all__ = ["__version__", "compile", "load"]
+__all__ = ["__version__", "compile", "load", "load_nir"]

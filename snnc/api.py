@@ -232,6 +232,41 @@ def _tune(graph: Graph, pipeline: tuple[str, ...], options: PassOptions,
     return choice.options, tried, choice.note, choice.graph
 
 
+def load_nir(path: str | os.PathLike[str] | Any, *, target: str = "numpy",
+             timesteps: int = 32, reset: str | None = None, metadata: bool = True,
+             dt: float = 1e-4) -> CompiledNetwork:
+    """A NIR graph written by another tool (a path or nir.NIRGraph) as a compiled network for
+    `target` (numpy, lava or loihi: the Loihi passes run on it as on a compiled ONNX model).
+    `reset="subtract"` reads every IF as resetting by subtraction (Sinabs' IAF), `metadata`
+    honours snnc's own (reset, v_initial), `dt` reads LIF time constants
+    (frontends/nir/importer.py)."""
+    from snnc.frontends.nir import from_nir
+
+    if target not in ("numpy", *LOIHI_TARGETS):
+        raise UsageError(f"--target {target}: a NIR graph compiles for numpy, lava or loihi")
+    graph = from_nir(path, reset=reset, metadata=metadata, dt=dt)
+    neuron = "lif" if all(n.attrs.get("reset") == "zero" for n in graph if n.op == "if") \
+        else "if"
+    if target in LOIHI_TARGETS:
+        options = PassOptions(timesteps=int(timesteps), neuron=neuron)
+        graph = run_pipeline(graph, TARGET_PASSES[target], options)
+    source = Path(path).name if isinstance(path, (str, os.PathLike)) else "nir"
+    return CompiledNetwork(graph, target, {"timesteps": int(timesteps), "preset": "nir-import",
+                                           "neuron": neuron, "source": source})
+
+
+def nir_agreement(net: CompiledNetwork, x: np.ndarray, timesteps: int | None = None) -> float:
+    """The share of samples `x` on which a reader that follows NIR's own semantics (reset to
+    zero, V(0) = 0, no metadata) predicts what `net` predicts: the cost of what NIR cannot
+    state (backends/nir/export.py)."""
+    from snnc.backends.nir import to_nir
+    from snnc.frontends.nir import from_nir
+
+    steps = timesteps or net.default_timesteps
+    plain = CompiledNetwork(from_nir(to_nir(net.graph), metadata=False))
+    return float((plain.run(x, steps).predictions == net.run(x, steps).predictions).mean())
+
+
 def _has_trained(graph: Graph) -> bool:
     return any(n.op == "qclip" or (n.op == "clip" and n.attrs.get("max") is not None)
                for n in graph.nodes)
@@ -242,4 +277,4 @@ def _needs_data(graph: Graph) -> bool:
                for n in graph.nodes)
 
 
-__all__ = ["TARGETS", "compile", "load"]
+__all__ = ["TARGETS", "compile", "load", "load_nir", "nir_agreement"]

@@ -8,6 +8,7 @@
     snnc eval MODEL.onnx --data TEST.npz --calib CALIB.npz --timesteps 1,2,4,... [--json FILE]
               [--report DIR]
     snnc inspect MODEL.onnx|OUT.snn [--format text|json|dot]
+    snnc import NET.nir [-o OUT.snn] [--target numpy|lava|loihi] [--reset zero|subtract]
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from snnc.compiler.errors import SnncError, UsageError
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
-COMMANDS = ("compile", "run", "eval", "inspect")
+COMMANDS = ("compile", "run", "eval", "inspect", "import")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -157,9 +158,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compile_options(p, several_presets=True)
     p.add_argument("--per-layer", action="store_true", help="also report, per layer and T, "
                    "the SNN's error against the ANN activation and the firing statistics")
+    p.add_argument("--bound", action="store_true", help="also report, per T, the accuracy "
+                   "of the rate-coding bound (every IF layer's T-step staircase for a "
+                   "constant current): how much of the loss is activation quantization")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--report", metavar="DIR", help="also write plots (PNG) and a "
                    "self-contained report.html into DIR")
+
+    p = sub.add_parser("import", help="read a NIR graph from another SNN tool into an .snn")
+    p.add_argument("nir_file", metavar="NET.nir", help="NIR graph file (nir.write)")
+    p.add_argument("-o", "--output", metavar="OUT.snn", help="artifact path (default: "
+                   "NET.snn next to the file)")
+    p.add_argument("--target", default="numpy", choices=("numpy", "lava", "loihi"))
+    p.add_argument("--timesteps", type=_timesteps, default=32, metavar="T",
+                   help="default number of time steps to run (default 32)")
+    p.add_argument("--reset", choices=("zero", "subtract"), help="read every IF as resetting "
+                   "to zero (NIR's meaning) or by subtraction (Sinabs' IAF); default: the "
+                   "file's snnc metadata, else zero")
+    p.add_argument("--ignore-metadata", action="store_true", help="plain NIR semantics: "
+                   "ignore snnc's reset/v_initial metadata")
+    p.add_argument("--dt", type=float, default=1e-4, help="time step for LIF time "
+                   "constants (default 1e-4, snnTorch's)")
 
     p = sub.add_parser("inspect", help="print the IR of a model or an artifact")
     p.add_argument("path", help="an ONNX model or an .snn artifact")
@@ -211,7 +230,16 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.target == "nir":
         from snnc.backends.nir import write_nir
 
-        write_nir(net.graph, output)
+        notes = write_nir(net.graph, output)  # what a plain NIR reader will not reproduce
+        for note in notes:
+            print(f"snnc: warning: {note}", file=sys.stderr)
+        if notes and args.calib:
+            x = snnc.runtime.load_data(args.calib)[0][:128]
+            agree = snnc.api.nir_agreement(net, x)
+            print(f"snnc: warning: a reader that follows NIR (reset to zero, V(0) = 0) "
+                  f"predicts as snnc does on {100 * agree:.1f}% of {len(x)} calibration "
+                  "samples; --preset nir compiles a network that NIR states exactly",
+                  file=sys.stderr)
     elif args.target == "netx":
         from snnc.backends.netx import write_netx
 
@@ -329,7 +357,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     options = _compile_kwargs(args)
     presets = [p.strip() for p in options.pop("preset").split(",") if p.strip()]
     report = evaluate(args.model, args.data, _ints(args.timesteps), calib=args.calib,
-                      presets=presets, per_layer=args.per_layer, **options)
+                      presets=presets, per_layer=args.per_layer,
+                      bound=args.bound, **options)
     print(format_table(report))
     if args.json:
         _write_json(args.json, report)
@@ -375,12 +404,26 @@ def _render_svg(dot_text: str, output: str) -> None:
     atomic_write_bytes(output, result.stdout)
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    import snnc
+
+    output = Path(args.output) if args.output else Path(args.nir_file).with_suffix(".snn")
+    net = snnc.load_nir(args.nir_file, target=args.target, timesteps=args.timesteps,
+                        reset=args.reset, metadata=not args.ignore_metadata, dt=args.dt)
+    net.save(output)
+    layers = sum(1 for n in net.graph.nodes if n.op == "if")
+    print(f"imported {args.nir_file} -> {output}")
+    print(f"  target {net.target}, {layers} spiking layers, neurons: {net.options['neuron']}, "
+          f"default T={net.default_timesteps}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(_normalise_argv(argv))
         handler = {"compile": cmd_compile, "run": cmd_run, "eval": cmd_eval,
-                   "inspect": cmd_inspect}[args.command]
+                   "inspect": cmd_inspect, "import": cmd_import}[args.command]
         # values that overflow float32 or turn NaN are caught where they matter (weights at
         # import, activations in calibration) with an error naming the node; numpy's
         # warnings about them would only bury that message

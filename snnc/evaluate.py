@@ -15,6 +15,11 @@ Per layer (`per_layer=True`, first method set), at each T, over the evaluation d
 * saturated / silent: share of (sample, neuron) pairs that fired at every step (graded: the
   full 2^B - 1 counts at every step) / never.
 
+With `bound=True`, each row also has `bound_accuracy`: the accuracy of the network's rate-coding
+bound at that T (compiler/rate_bound.py: every IF layer replaced by its T-step staircase for a
+constant current), so that a user sees how much of the loss is quantization of the
+activations, which no calibration of the conversion removes (None where it has no closed form).
+
 Counts per sample: messages (spike events: neuron-steps that emitted n != 0), payload (the
 counts they carried, sum of |n|; equal to messages for binary neurons) and synaptic operations
 (messages x fan-out, runtime/metrics.py; graded messages' SOPs are charged as MACs).
@@ -34,8 +39,9 @@ import numpy as np
 from snnc.api import compile
 from snnc.backends.numpy.simulator import DEFAULT_ENGINE
 from snnc.compiler.errors import DataError, UsageError
-from snnc.compiler.executor import run_all
+from snnc.compiler.executor import run_all, run_batched
 from snnc.compiler.ops.neuron import max_count
+from snnc.compiler.rate_bound import rate_bound_graph
 from snnc.compiler.tuning import TuningCache, graph_digest
 from snnc.runtime import CompiledNetwork, load_data
 from snnc.runtime.ann import ann_outputs
@@ -93,6 +99,22 @@ class _LayerStats:
         return out
 
 
+def bound_accuracy(net: CompiledNetwork, x: np.ndarray, y: np.ndarray,
+                   timesteps: int) -> float | None:
+    """Accuracy of the network's rate-coding bound at `timesteps` (None: no closed form, or a
+    fixed-point network, whose float weights are not what runs)."""
+    graph = rate_bound_graph(net.graph, timesteps) if net.target == "numpy" else None
+    if graph is None:
+        return None
+    hits = 0
+    for start, values in zip(range(0, len(x), 256),  # noqa: B905 - the same batches
+                             run_batched(graph, x, 256, keep=lambda n: n == graph.output)):
+        out = values[graph.output]
+        hits += int((out.reshape(len(out), -1).argmax(axis=1)
+                     == y[start:start + len(out)]).sum())
+    return hits / len(x)
+
+
 def _ticks(bar: Any, per_sample: int) -> Any:
     return lambda n: bar.update(n * per_sample)
 
@@ -100,7 +122,7 @@ def _ticks(bar: Any, per_sample: int) -> Any:
 def _simulate_method(model: str | os.PathLike[str], x: np.ndarray, y: np.ndarray,
                      ts: list[int], calib_x: np.ndarray | None, options: dict[str, Any],
                      bar: Any, per_layer: bool, engine: str, cache: TuningCache,
-                     timing: dict[str, float]
+                     timing: dict[str, float], bound: bool = False
                      ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]],
                                 float]:
     rows: list[dict[str, Any]] = []
@@ -152,6 +174,10 @@ def _simulate_method(model: str | os.PathLike[str], x: np.ndarray, y: np.ndarray
                          "energy_ratio": counts.energy_ratio,
                          **({"spike_bits": group_net.options["spike_bits"]}
                             if "spike_bits" in group_net.options else {})})
+            if bound:
+                start = time.perf_counter()
+                rows[-1]["bound_accuracy"] = bound_accuracy(group_net, x, y, t)
+                timing["bound_s"] += time.perf_counter() - start
     rows.sort(key=lambda r: r["timesteps"])
     layers.sort(key=lambda r: r["timesteps"])  # stable: layer order within each T is kept
     settings = {k: v for k, v in net.options.items() if k not in ("timesteps", "pipeline")}
@@ -161,7 +187,8 @@ def _simulate_method(model: str | os.PathLike[str], x: np.ndarray, y: np.ndarray
 def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str],
              timesteps: Sequence[int], calib: str | os.PathLike[str] | None = None,
              presets: Sequence[str] | None = None, per_layer: bool = False,
-             engine: str = DEFAULT_ENGINE, **compile_options: Any) -> dict[str, Any]:
+             engine: str = DEFAULT_ENGINE, bound: bool = False,
+             **compile_options: Any) -> dict[str, Any]:
     ts = sorted({int(t) for t in timesteps})
     if not ts or ts[0] < 1:
         raise UsageError(f"--timesteps must be positive integers, got {list(timesteps)}")
@@ -183,7 +210,7 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str],
         for k, preset in enumerate(presets):
             rows, settings, found, ann_macs = _simulate_method(
                 model, x, y, ts, calib_x, {**compile_options, "preset": preset}, bar,
-                per_layer and k == 0, engine, cache, timing)
+                per_layer and k == 0, engine, cache, timing, bound)
             methods.append({"name": preset, "settings": settings, "snn": rows})
             layers = layers or found
     first = methods[0]
@@ -215,7 +242,13 @@ def format_timing(timing: dict[str, float]) -> str:
             f"{timing.get('runs', 0)} run(s)")
     if timing.get("per_layer_s"):
         line += f", per-layer report {timing['per_layer_s']:.1f}"
+    if timing.get("bound_s"):
+        line += f", rate bound {timing['bound_s']:.1f}"
     return line
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -232,9 +265,13 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append("  graded spikes: B bits, a message carries up to 2^B - 1 counts; "
                          "graded messages' SOPs are charged as MACs")
         bits_head = f"  {'B':>2}" if graded else ""
+        bounded = any("bound_accuracy" in row for row in method["snn"])
+        if bounded:
+            lines.append("  bound: the rate-coding limit at T (each layer's T-step staircase "
+                         "for a constant current; compiler/rate_bound.py)")
         lines.append(f"{'T':>6}{bits_head}  {'SNN acc':>8}  {'vs ANN':>7}  "
                      f"{'messages/sample':>15}  {'payload/sample':>14}  {'SOPs/sample':>11}  "
-                     f"{'E/E_ANN':>7}")
+                     f"{'E/E_ANN':>7}" + (f"  {'bound':>7}" if bounded else ""))
         for row in method["snn"]:
             delta = 100 * (row["accuracy"] - ann)
             messages = row.get("messages_per_sample", row["spikes_per_sample"])
@@ -243,7 +280,8 @@ def format_table(report: dict[str, Any]) -> str:
                          f"{delta:>+6.2f}  {messages:>15.1f}  "
                          f"{row.get('payload_per_sample', messages):>14.1f}  "
                          f"{row.get('sops_per_sample', 0):>11.3g}  "
-                         f"{row.get('energy_ratio', float('nan')):>7.3f}")
+                         f"{row.get('energy_ratio', float('nan')):>7.3f}"
+                         + (f"  {_percent(row.get('bound_accuracy')):>7}" if bounded else ""))
     if report.get("timing"):
         lines.append(format_timing(report["timing"]))
     if report.get("per_layer"):

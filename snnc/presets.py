@@ -12,6 +12,9 @@
 * `rate-max`: Diehl et al. 2015's max normalization with reset by subtraction, no shift.
 * `signed`: `calibrated` with signed neurons (Fast-SNN 2023, SNM 2022) on any target.
 * `if`: `calibrated` with unsigned IF neurons on every target (what Lava/Loihi run).
+* `nir`: only what a NIR file states exactly, so that every NIR reader runs the same network:
+  neurons reset to zero, V(0) = 0, the half step as a constant input current (a bias in the
+  file), tuned thresholds, bias-only calibration.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "rate-max": {"norm": "max", "shift": "none", "calibrate": "none"},
     "signed": {"norm": "auto", "shift": "v0", "calibrate": "auto", "neuron": "signed"},
     "if": {"norm": "auto", "shift": "v0", "calibrate": "auto", "neuron": "if"},
+    "nir": {"norm": "auto", "shift": "input", "calibrate": "bias", "neuron": "lif"},
 }
 DEFAULT_PRESET = "calibrated"
 

@@ -1,5 +1,5 @@
 """The NIR backend: export a converted network as a NIR graph file."""
 
-from .export import to_nir, write_nir
+from .export import nir_notes, to_nir, write_nir
 
-__all__ = ["to_nir", "write_nir"]
+__all__ = ["nir_notes", "to_nir", "write_nir"]
