@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 	@# independent NIR consumers for the interop tests: Sinabs (it pins an older nir, which
 	@# it does not need, so it goes in without its declared dependencies). torch 2.13.0 is
 	@# the CPU wheel; other versions download CUDA builds.
-	$(BIN)/python -m pip install --quiet torch==2.13.0 "matplotlib>=3.8" pbr
+	@# onnxscript: the dynamo exporter (torch.onnx.export(..., dynamo=True)) that tests use
+	$(BIN)/python -m pip install --quiet torch==2.13.0 "matplotlib>=3.8" pbr onnxscript==0.7.2
 	@# Norse reads NIR too (issue 17); it declares torchvision, which its NIR reader does not use
 	$(BIN)/python -m pip install --quiet --no-deps sinabs==3.1.3 nirtorch==2.6 norse==1.1.0
 	@# Graphviz renders `snnc inspect --svg`; snnc works without it

@@ -24,15 +24,25 @@ class InputFileError(SnncError):
     exit_code = 3
 
 
+def node_label(node: str, op: str, output: str | None = None) -> str:
+    """`node 'n4_2' (Clip) -> 'hardtanh_1'`: exporters' node names ('n4_2') are often not
+    what a user finds in their model; the output tensor ('hardtanh_1') is."""
+    shown = f"node '{node}' ({op})"
+    return shown + (f" -> '{output}'" if output and output != node else "")
+
+
 class ModelError(SnncError):
     """The model is valid ONNX but snnc cannot compile it (names the ONNX node and op)."""
 
     exit_code = 4
 
-    def __init__(self, message: str, *, node: str | None = None, op: str | None = None):
+    def __init__(self, message: str, *, node: str | None = None, op: str | None = None,
+                 output: str | None = None):
         self.node = node
         self.op = op
-        prefix = f"node '{node}' ({op}): " if node is not None else ""
+        self.output = output
+        self.detail = message  # without the node prefix, for re-raising with more context
+        prefix = f"{node_label(node, str(op), output)}: " if node is not None else ""
         super().__init__(prefix + message)
 
     @classmethod
@@ -45,9 +55,12 @@ class ModelError(SnncError):
 class UnsupportedOpsError(ModelError):
     """One or more ops have no spiking equivalent; lists every offending node at once."""
 
-    def __init__(self, offenders: list[tuple[str, str]], supported: list[str]):
+    def __init__(self, offenders: list[tuple[str, str]], supported: list[str],
+                 outputs: list[str | None] | None = None):
         self.offenders = offenders
-        lines = "\n".join(f"  - node '{name}' ({op})" for name, op in offenders)
+        outputs = outputs or [None] * len(offenders)
+        lines = "\n".join(f"  - {node_label(name, op, out)}"
+                           for (name, op), out in zip(offenders, outputs, strict=True))
         super().__init__(
             f"{len(offenders)} node(s) use ops snnc does not support:\n{lines}\n"
             f"Supported ONNX ops: {', '.join(sorted(supported))}.\n"

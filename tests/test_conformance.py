@@ -69,3 +69,25 @@ def test_unsupported_cases_fail_clearly(name: str) -> None:
     assert "node '" in message or "input '" in message
     if isinstance(info.value, UnsupportedOpsError):
         assert "Supported ONNX ops" in message
+
+
+LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+
+
+@pytest.mark.parametrize("name", ["vgg19", "squeezenet"])
+def test_zoo_dropout_masks_nothing_reads_are_identities(name: str) -> None:
+    """The zoo's classic files (opset 9) give every Dropout a mask output that nothing reads:
+    each imports as the identity."""
+    path = LIGHT / f"light_{name}.onnx"
+    model = read_model(path)
+    masks = [n.output[1] for n in model.graph.node if n.op_type == "Dropout"
+             and len(n.output) > 1 and n.output[1]]
+    assert masks  # what this test is about
+    graph = load_onnx(path)
+    assert {n.op for n in graph.nodes} >= {"conv", "relu", "softmax"}
+    if name == "squeezenet":  # VGG-19 at 224x224 is 20 GMAC: too slow for the IR executor here
+        x = np.random.default_rng(0).random((1, 3, 224, 224), np.float32)
+        session = ort.InferenceSession(prepare(model).SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        (ref,) = session.run(None, {session.get_inputs()[0].name: x})
+        assert _max_rel_error(run(graph, x), ref) <= 1e-4

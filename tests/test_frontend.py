@@ -84,9 +84,9 @@ def test_every_unsupported_op_in_one_error() -> None:
     message = str(error)
     assert error.exit_code == 4
     assert [name for name, _ in error.offenders] == ["first_sigmoid", "the_tanh", "leaky_one"]
-    for name, op in [("first_sigmoid", "Sigmoid"), ("the_tanh", "Tanh"),
-                     ("leaky_one", "LeakyRelu")]:
-        assert f"node '{name}' ({op})" in message
+    for name, op, out in [("first_sigmoid", "Sigmoid", "s"), ("the_tanh", "Tanh", "t"),
+                          ("leaky_one", "LeakyRelu", "y")]:
+        assert f"node '{name}' ({op}) -> '{out}'" in message
     assert "between" not in message and "conv_after" not in message  # supported: not listed
     assert "3 node(s)" in message
     listed = message.split("Supported ONNX ops:")[1]
@@ -209,10 +209,21 @@ REFUSED = {
         g (float[N, 2] x) => (float[N, 2] y) {
             [clamp] y = Clip (x, lo)
         }""", 13, {"lo": np.zeros(2, np.float32)}, "clamp", "Clip", "min"),
-    "dropout_mask": ("""
-        g (float[N, 3] x) => (float[N, 3] y, bool[N, 3] mask) {
-            [drop] y, mask = Dropout (x)
-        }""", 13, {}, "drop", "Dropout", "mask"),
+    "dropout_mask_used": ("""
+        g (float[N, 3] x) => (float[N, 3] y) {
+            [drop] d, mask = Dropout (x)
+            m = Cast <to = 1> (mask)
+            y = Add (d, m)
+        }""", 13, {}, "drop", "Dropout", "mask output 'mask'"),
+    "dropout_training": ("""
+        g (float[N, 3] x) => (float[N, 3] y) {
+            [drop] y = Dropout (x, ratio, training)
+        }""", 13, {"ratio": np.array(0.5, np.float32), "training": np.array(True)}, "drop",
+        "Dropout", "eval mode"),
+    "cast_to_int": ("""
+        g (float[N, 3] x) => (int64[N, 3] y) {
+            [to_int] y = Cast <to = 7> (x)
+        }""", 13, {}, "to_int", "Cast", "INT64"),
     "batchnorm_training": ("""
         g (float[N, 2, 3] x) => (float[N, 2, 3] y) {
             [bn] y = BatchNormalization <training_mode = 1> (x, s, s, s, s)
@@ -223,11 +234,13 @@ REFUSED = {
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_refused_with_node_name(case: str) -> None:
     text, opset, consts, name, op, words = REFUSED[case]
-    error = import_error(parse(text, opset, consts))
+    model = parse(text, opset, consts)
+    output = next(n.output[0] for n in model.graph.node if n.name == name)
+    error = import_error(model)
     message = str(error)
     assert error.exit_code == 4
-    assert message.startswith(f"node '{name}' ({op}): ")
-    assert error.node == name and error.op == op
+    assert message.startswith(f"node '{name}' ({op}) -> '{output}': ")  # what users can find
+    assert error.node == name and error.op == op and error.output == output
     assert words in message
 
 
@@ -353,16 +366,113 @@ def test_opset_newer_than_onnx_refused() -> None:
     with pytest.raises(ModelError) as info:
         prepare(model)
     message = str(info.value)
-    assert f"opset {opset}" in message and "9-21" in message
+    assert f"opset {opset}" in message and "9-23" in message
 
 
-@pytest.mark.parametrize("opset", [9, 13, 21])
+@pytest.mark.parametrize("opset", [9, 13, 21, 22, 23])
 def test_supported_opsets(opset: int) -> None:
     model = parse("""
         g (float[N, 3] x) => (float[N, 3] y) {
             y = Relu (x)
         }""", opset)
     assert import_model(prepare(model)).meta["opset"] == opset
+
+
+@pytest.mark.parametrize("opset", [13, 18, 21, 22, 23])
+def test_common_ops_match_onnxruntime_in_each_tested_opset(opset: int) -> None:
+    """Opsets 22 and 23 only widen the types of these ops; the IR is the same everywhere."""
+    model = parse("""
+        g (float[N, 2, 8, 8] x) => (float[N, 4] y) {
+            c = Conv <pads = [1, 1, 1, 1]> (x, w)
+            b = BatchNormalization (c, s, t, t, s)
+            r = Relu (b)
+            m = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (r)
+            d, mask = Dropout (m)
+            k = Clip (d, lo, hi)
+            a = AveragePool <kernel_shape = [2, 2], strides = [2, 2]> (k)
+            p = Transpose <perm = [0, 1, 3, 2]> (a)
+            u = Unsqueeze (p, one)
+            q = Squeeze (u, one)
+            j = Concat <axis = 1> (a, q)
+            f = Flatten (j)
+            g = Gemm <transB = 1> (f, v, e)
+            y = Softmax (g)
+        }""", opset, {"w": rand(3, 2, 3, 3), "s": np.ones(3, np.float32),
+                      "t": np.zeros(3, np.float32), "lo": np.float32(0),
+                      "hi": np.float32(1.5), "one": np.array([1], np.int64),
+                      "v": rand(4, 24), "e": rand(4)})
+    graph = import_model(prepare(model))
+    x = rand(3, 2, 8, 8)
+    assert max_rel_error(run(graph, x), ort_run(model, x)) <= 1e-5
+
+
+# ---- what exporters write: Dropout masks, CastLike, local functions --------------------------
+
+@pytest.mark.parametrize("opset", [9, 12, 13, 22])
+def test_dropout_with_an_unused_mask_is_the_identity(opset: int) -> None:
+    """Old exporters (and the zoo's VGG-19, SqueezeNet) give every Dropout a mask output."""
+    model = parse("""
+        g (float[N, 3, 4, 4] x) => (float[N, 3, 4, 4] y) {
+            [drop] d, mask = Dropout (x)
+            y = Relu (d)
+        }""", opset)
+    graph = import_model(prepare(model))
+    assert [n.op for n in graph.nodes] == ["input", "relu"]
+    x = rand(2, 3, 4, 4)
+    np.testing.assert_array_equal(run(graph, x), ort_run(model, x))
+
+
+def test_castlike_constants_fold() -> None:
+    """dynamo with optimize=False: every scalar is CastLike'd to the activation's type."""
+    model = parse("""
+        g (float[N, 3] x) => (float[N, 3] y) {
+            lo = CastLike (zero, x)
+            hi = CastLike (six, x)
+            [act] c = Clip (x, lo, hi)
+            f = Cast <to = 1> (c)
+            y = CastLike (f, lo)
+        }""", 17, {"zero": np.array(0.0, np.float64), "six": np.array(6, np.int64)})
+    graph = import_model(prepare(model))
+    assert [n.op for n in graph.nodes] == ["input", "clip"]
+    assert (graph.nodes[1].attrs["min"], graph.nodes[1].attrs["max"]) == (0.0, 6.0)
+    x = 4 * rand(2, 3)
+    np.testing.assert_array_equal(run(graph, x), ort_run(model, x))
+
+
+LOCAL_FUNCTIONS = """
+    <ir_version: 8, opset_import: ["" : 17, "models" : 1]>
+    g (float[N, 2, 6, 6] x) => (float[N, 3, 6, 6] y) {
+        [first_block] h = models.Block (x, w1)
+        [second_block] y = models.Block (h, w2)
+    }
+    <domain: "models", opset_import: ["" : 17]>
+    Block (a, w) => (b) {
+        c = Conv <pads = [1, 1, 1, 1]> (a, w)
+        [inner] b = ACT (c)
+    }
+"""
+
+
+def _local_functions(act: str) -> onnx.ModelProto:
+    model = onnx.parser.parse_model(LOCAL_FUNCTIONS.replace("ACT", act))
+    for name, value in {"w1": rand(3, 2, 3, 3), "w2": rand(3, 3, 3, 3)}.items():
+        model.graph.initializer.append(numpy_helper.from_array(value, name))
+    return model
+
+
+def test_local_functions_are_inlined() -> None:
+    """torch's export_modules_as_functions=True: one function per module class."""
+    model = _local_functions("Relu")
+    graph = import_model(prepare(model))
+    assert [n.op for n in graph.nodes] == ["input", "conv", "relu", "conv", "relu"]
+    x = rand(2, 2, 6, 6)
+    assert max_rel_error(run(graph, x), ort_run(model, x)) <= 1e-5
+
+
+def test_unsupported_op_inside_a_local_function_is_named() -> None:
+    error = import_error(_local_functions("Tanh"), UnsupportedOpsError)
+    assert [op for _, op in error.offenders] == ["Tanh", "Tanh"]
+    assert all("inner" in name for name, _ in error.offenders)
 
 
 def test_checker_rejection_is_a_model_error() -> None:

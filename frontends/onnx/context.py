@@ -16,18 +16,28 @@ from snnc.compiler.ir.graph import Node, unique_name
 from snnc.compiler.ir.verify import infer_shape
 
 
+def _text(name: str | bytes) -> str:
+    """Protobuf hands back bytes for names that are not valid UTF-8 (corrupted files); show
+    those escaped."""
+    return name.decode("utf-8", errors="backslashreplace") if isinstance(name, bytes) else name
+
+
 def label(node: onnx.NodeProto) -> str:
-    """How a user knows the node: its name, else its first output. Protobuf hands back bytes
-    for names that are not valid UTF-8 (corrupted files); show those escaped."""
-    name = node.name or (node.output[0] if node.output else "?")
-    if isinstance(name, bytes):
-        return name.decode("utf-8", errors="backslashreplace")
-    return name
+    """How a user knows the node: its name, else its first output."""
+    return _text(node.name or (node.output[0] if node.output else "?"))
+
+
+def first_output(node: onnx.NodeProto) -> str | None:
+    """The tensor the node defines, which errors show beside its name (see node_label)."""
+    return _text(node.output[0]) if node.output and node.output[0] else None
 
 
 class ImportContext:
-    def __init__(self, opset: int) -> None:
+    def __init__(self, opset: int, types: Mapping[str, int] | None = None,
+                 used: set[str] | None = None) -> None:
         self.opset = opset
+        self.types = dict(types or {})  # ONNX tensor name -> element type, where inferred
+        self.used = used  # tensors some node or the graph output reads (None: not known)
         self.batch: int | None = None  # the input's batch size where the model fixes it
         self.consts: dict[str, np.ndarray] = {}
         self.values: dict[str, str] = {}  # ONNX tensor name -> IR node name
@@ -41,7 +51,7 @@ class ImportContext:
         node = self.current
         if node is None:
             return ModelError(message)
-        return ModelError(message, node=label(node), op=node.op_type)
+        return ModelError(message, node=label(node), op=node.op_type, output=first_output(node))
 
     # ---- attributes -------------------------------------------------------------------------
     def attr(self, name: str, default: Any = None) -> Any:
@@ -86,6 +96,9 @@ class ImportContext:
                             "but it is computed from the model input; snnc needs fixed weights")
         return self.consts[name]
 
+    def is_used(self, name: str) -> bool:
+        return self.used is None or name in self.used
+
     def optional_input(self, index: int) -> str | None:
         assert self.current is not None
         inputs = self.current.input
@@ -128,7 +141,10 @@ class ImportContext:
             params={k: np.asarray(v, dtype=np.float32) for k, v in (params or {}).items()},
             source=source,
         )
-        shape = infer_shape(node, [self.shapes[i] for i in node.inputs])
+        try:
+            shape = infer_shape(node, [self.shapes[i] for i in node.inputs])
+        except ModelError as exc:  # name the ONNX node with its output, as fail() does
+            raise self.fail(exc.detail) if src is not None else exc from None
         node = node.replace(shape=shape)
         self.nodes.append(node)
         self.shapes[name] = shape

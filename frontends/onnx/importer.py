@@ -2,8 +2,9 @@
 
 Walks the nodes in order. A node whose inputs are all constants is folded with onnx's reference
 evaluator (Constant, ConstantOfShape, shape arithmetic feeding Reshape, transposed weights...);
-any other node goes to the handler for its op type. Nodes without a handler are collected, and
-one error lists every one of them.
+any other node goes to the handler for its op type, except a Transpose that moves the batch
+axis, which starts the gather dynamo writes for adaptive average pooling (adaptive_pool.py).
+Nodes without a handler are collected, and one error lists every one of them.
 """
 
 from __future__ import annotations
@@ -11,24 +12,22 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import numpy_helper
-from onnx.reference import ReferenceEvaluator
 
 from snnc.compiler.errors import ModelError, UnsupportedOpsError
 from snnc.compiler.ir.graph import Graph, Node
 from snnc.compiler.ir.verify import verify
 
-from .context import ImportContext, label
+from . import adaptive_pool
+from .context import ImportContext, first_output, label
 from .handlers import HANDLERS
 from .loader import default_opset
+from .reference import NONDETERMINISTIC, evaluate_node
 
 # ops that, after an unsupported node, are most likely computing a shape from its output (old
 # exporters' Flatten: Shape -> Gather -> Unsqueeze -> Concat -> Reshape); they would fold once
 # the unsupported node is replaced, so they are not reported
 _SHAPE_ARITHMETIC = {"Gather", "Cast", "ConstantOfShape", "Range", "Expand", "Equal", "Where",
                      "ReduceProd", "Size", "Constant"}
-# ops whose value changes from run to run: never folded
-_NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-                     "Multinomial", "Bernoulli"}
 
 
 def supported_ops() -> list[str]:
@@ -38,35 +37,61 @@ def supported_ops() -> list[str]:
 def import_model(model: onnx.ModelProto, input_shape: tuple[int, ...] | None = None,
                  name: str = "model") -> Graph:
     """Convert a checked, shape-inferred model to an IR graph (see loader.prepare)."""
-    ctx = ImportContext(default_opset(model))
     graph = model.graph
+    ctx = ImportContext(default_opset(model), _element_types(graph), _used(graph))
     for init in graph.initializer:
         ctx.set_const(init.name, _initializer(init))
     _add_input(ctx, graph, input_shape)
     offenders: list[tuple[str, str]] = []
+    outputs: list[str | None] = []
     poisoned: set[str] = set()
-    for node in graph.node:
+    nodes = list(graph.node)
+    done: set[int] = set()  # nodes already imported as part of a recognised pattern
+
+    def offend(node: onnx.NodeProto, op: str) -> None:
+        offenders.append((label(node), op))
+        outputs.append(first_output(node))
+        poisoned.update(node.output)
+
+    for k, node in enumerate(nodes):
+        if k in done:
+            continue
         ctx.current = node
         if node.domain not in ("", "ai.onnx"):
-            offenders.append((label(node), f"{node.domain}::{node.op_type}"))
-            poisoned.update(node.output)
+            offend(node, f"{node.domain}::{node.op_type}")
         elif any(i in poisoned for i in node.input):
             poisoned.update(node.output)  # depends on an op we already reported
             if node.op_type not in HANDLERS and node.op_type not in _SHAPE_ARITHMETIC:
-                offenders.append((label(node), node.op_type))
+                offend(node, node.op_type)
         elif all(not i or ctx.is_const(i) for i in node.input) and (
-            node.op_type not in _NONDETERMINISTIC
+            node.op_type not in NONDETERMINISTIC
         ):
             _fold(ctx, model, node)
+        elif adaptive_pool.starts_here(ctx, node):
+            done.update(adaptive_pool.import_region(ctx, model, nodes, k,
+                                                    lambda n: _fold(ctx, model, n)))
         elif node.op_type in HANDLERS:
             HANDLERS[node.op_type](ctx, node)
         else:
-            offenders.append((label(node), node.op_type))
-            poisoned.update(node.output)
+            offend(node, node.op_type)
     ctx.current = None
     if offenders:
-        raise UnsupportedOpsError(offenders, supported_ops())
+        raise UnsupportedOpsError(offenders, supported_ops(), outputs)
     return _finish(ctx, graph, name)
+
+
+def _element_types(graph: onnx.GraphProto) -> dict[str, int]:
+    """Element types that the model declares or shape inference found, by tensor name."""
+    types = {t.name: t.data_type for t in graph.initializer}
+    for value in (*graph.input, *graph.value_info, *graph.output):
+        elem = value.type.tensor_type.elem_type
+        if elem:
+            types[value.name] = elem
+    return types
+
+
+def _used(graph: onnx.GraphProto) -> set[str]:
+    return {i for node in graph.node for i in node.input if i} | {o.name for o in graph.output}
 
 
 def _initializer(tensor: onnx.TensorProto) -> np.ndarray:
@@ -123,23 +148,12 @@ def _add_input(ctx: ImportContext, graph: onnx.GraphProto,
 
 def _fold(ctx: ImportContext, model: onnx.ModelProto, node: onnx.NodeProto) -> None:
     """Evaluate a node whose inputs are all constants, in the model's own opset."""
-    feeds = {i: ctx.consts[i] for i in node.input if i}
-    sub = onnx.helper.make_model(
-        onnx.helper.make_graph([node], "fold",
-                               [onnx.helper.make_tensor_value_info(i, onnx.TensorProto.UNDEFINED,
-                                                                   None) for i in feeds],
-                               [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED,
-                                                                   None) for o in node.output
-                                if o]),
-        opset_imports=list(model.opset_import),
-        ir_version=model.ir_version,
-    )
     try:
-        results = ReferenceEvaluator(sub).run(None, feeds)
+        results = evaluate_node(model, node, {i: ctx.consts[i] for i in node.input if i})
     except Exception as exc:  # the reference evaluator raises many exception types
         raise ctx.fail(f"could not fold this constant expression: {exc}") from None
     for out, value in zip([o for o in node.output if o], results, strict=True):
-        ctx.set_const(out, np.asarray(value))
+        ctx.set_const(out, value)
 
 
 def _finish(ctx: ImportContext, graph: onnx.GraphProto, name: str) -> Graph:
@@ -152,13 +166,15 @@ def _finish(ctx: ImportContext, graph: onnx.GraphProto, name: str) -> Graph:
     ir = Graph(tuple(ctx.nodes), ctx.values[out], {"name": name, "opset": ctx.opset,
                                                    "stage": "ann"})
     ir = ir.replace()  # drop nodes the output does not use
-    _check_softmax_last(ir)
+    _check_softmax_last(ir, {v: k for k, v in ctx.values.items()})
     verify(ir)
     return ir
 
 
-def _check_softmax_last(graph: Graph) -> None:
+def _check_softmax_last(graph: Graph, outputs: dict[str, str]) -> None:
     for node in graph.nodes:
         if node.op == "softmax" and node.name != graph.output:
-            raise ModelError.at(node, "Softmax inside the network has no spiking equivalent; "
-                                "only a final Softmax is supported")
+            error = ModelError.at(node, "")
+            raise ModelError("Softmax inside the network has no spiking equivalent; only a "
+                             "final Softmax is supported", node=error.node, op=error.op,
+                             output=outputs.get(node.name))

@@ -8,13 +8,14 @@ import os
 from pathlib import Path
 
 import onnx
+import onnx.inliner
 from google.protobuf.message import DecodeError
 from onnx import helper, shape_inference, version_converter
 
 from snnc.compiler.errors import InputFileError, ModelError
 
 MIN_OPSET = 9
-MAX_OPSET = 21  # tested up to here; newer opsets the installed onnx knows are accepted too
+MAX_OPSET = 23  # tested up to here; newer opsets the installed onnx knows are accepted too
 UPGRADE_TO = 13  # older models are converted up to this opset with onnx's version converter
 
 
@@ -40,8 +41,10 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
 def _load_external(model: onnx.ModelProto, path: Path) -> None:
     from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
-    if not any(uses_external_data(t) for t in model.graph.initializer):
+    external = [t for t in model.graph.initializer if uses_external_data(t)]
+    if not external:
         return
+    _check_external_files(external, path)
     try:
         load_external_data_for_model(model, str(path.parent))
     # onnx reports a missing data file, or a location outside the model's folder, as a
@@ -51,6 +54,34 @@ def _load_external(model: onnx.ModelProto, path: Path) -> None:
             f"{path}: the model keeps weights in external files that cannot be read ({exc}). "
             "Put the external data files next to the model."
         ) from None
+
+
+def _check_external_files(tensors: list[onnx.TensorProto], path: Path) -> None:
+    """Before reading any weights: every data file the tensors name is there and long enough
+    (the dynamo exporter writes MODEL.onnx.data beside MODEL.onnx; copies often lose it)."""
+    needed: dict[str, int] = {}
+    for tensor in tensors:
+        entries = {e.key: e.value for e in tensor.external_data}
+        location = entries.get("location", "")
+        try:
+            end = int(entries.get("offset", 0) or 0) + int(entries.get("length", 0) or 0)
+        except ValueError:
+            end = 0  # onnx's loader reports the bad number
+        needed[location] = max(needed.get(location, 0), end)
+    for location, end in needed.items():
+        where = path.parent / location
+        if not location or Path(location).is_absolute() or ".." in Path(location).parts:
+            continue  # onnx's loader refuses these with its own reason
+        if not where.is_file():
+            raise InputFileError(
+                f"{path}: the model keeps its weights in the external data file '{location}', "
+                f"which is missing (expected at {where}). Copy it next to the model, or export "
+                "again with external_data=False to keep the weights inside the .onnx file.")
+        if where.stat().st_size < end:
+            raise InputFileError(
+                f"{path}: the external data file '{location}' ({where}) is truncated: "
+                f"{where.stat().st_size} bytes, the model reads up to byte {end}. Copy it "
+                "again from where the model was exported.")
 
 
 def default_opset(model: onnx.ModelProto) -> int:
@@ -106,12 +137,26 @@ def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
     return prepared
 
 
+def _inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace calls of the model's local functions (torch's export_modules_as_functions: one
+    function per module class) by their bodies, so that the importer sees plain ONNX ops."""
+    if not model.functions:
+        return model
+    try:
+        return onnx.inliner.inline_local_functions(model)
+    except Exception as exc:  # the inliner raises bare C++ errors
+        names = ", ".join(f"{f.domain}::{f.name}" for f in model.functions)
+        raise ModelError(f"the model's local functions ({names}) cannot be inlined ({exc}); "
+                         "export it again without export_modules_as_functions") from None
+
+
 def _check_and_infer(model: onnx.ModelProto) -> onnx.ModelProto:
     opset = default_opset(model)
     if opset > onnx.defs.onnx_opset_version():
         raise ModelError(f"the model uses opset {opset}, newer than this onnx "
                          f"({onnx.__version__}) knows; tested: {MIN_OPSET}-{MAX_OPSET}. "
                          f"Export it again with opset_version={MAX_OPSET}.")
+    model = _inline_functions(model)
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, UnicodeDecodeError) as exc:  # bad bytes in names

@@ -10,10 +10,23 @@ from ..context import ImportContext
 from .registry import handles
 
 
-@handles("Identity", "Dropout")
-def passthrough(ctx: ImportContext, node: onnx.NodeProto) -> None:
-    if node.op_type == "Dropout" and len(node.output) > 1 and node.output[1]:
-        raise ctx.fail("the mask output of Dropout is not supported")
+@handles("Identity")
+def identity(ctx: ImportContext, node: onnx.NodeProto) -> None:
+    ctx.alias(node.output[0], ctx.value(node.input[0]))
+
+
+@handles("Dropout")
+def dropout(ctx: ImportContext, node: onnx.NodeProto) -> None:
+    """The identity in inference. Old exporters give every Dropout a mask output that nothing
+    reads: only a mask that is used is refused."""
+    if len(node.output) > 1 and node.output[1] and ctx.is_used(node.output[1]):
+        raise ctx.fail(f"the mask output '{node.output[1]}' of Dropout is used; in inference "
+                       "Dropout keeps everything, so the mask has no spiking equivalent: "
+                       "remove what reads it")
+    training = ctx.optional_const(2, "training_mode")
+    if training is not None and training.size and bool(training.reshape(-1)[0]):
+        raise ctx.fail("Dropout runs in training mode; export the model in eval mode "
+                       "(model.eval())")
     ctx.alias(node.output[0], ctx.value(node.input[0]))
 
 
