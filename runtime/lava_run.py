@@ -4,7 +4,7 @@ compare it with the NumPy simulator spike for spike."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,7 +12,10 @@ from snnc.compiler.errors import UsageError
 from snnc.compiler.executor import check_input
 from snnc.compiler.loihi.populations import input_currents
 
-from .network import CompiledNetwork, RunResult
+from .results import RunResult
+
+if TYPE_CHECKING:  # the network calls this module to run in Lava: no import at run time
+    from .network import CompiledNetwork
 
 
 def _mode(net: CompiledNetwork) -> str:

@@ -5,10 +5,28 @@
     result = net.run(x, timesteps=32)
     net.save("model.snn")
     net = snnc.load("model.snn")
+
+The API is imported on first use (PEP 562), so importing one part of snnc (the IR, a pass)
+does not load the frontend, the simulator and the backends too.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from snnc.api import compile, load, load_nir  # noqa: E402,A004
+from typing import Any
+
+from snnc.version import __version__
 
 __all__ = ["__version__", "compile", "load", "load_nir"]
+_API = ("compile", "load", "load_nir")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from snnc import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'snnc' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

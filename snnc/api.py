@@ -54,7 +54,7 @@ def check_target(target: str) -> None:
 
 
 def _version() -> str:
-    from snnc import __version__
+    from snnc.version import __version__
 
     return __version__
 

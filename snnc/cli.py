@@ -115,7 +115,7 @@ def _add_engine_option(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from snnc import __version__
+    from snnc.version import __version__
     from snnc.compiler.ir.printer import FORMATS
 
     parser = _Parser(prog="snnc", description="Compile ONNX CNNs into spiking neural "

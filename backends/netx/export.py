@@ -273,7 +273,7 @@ def to_netx(graph: Graph) -> NetxNetwork:
     layers = [_input_layer(pops[0])]
     for pop in pops[1:]:
         layers += _synapse_layers(lowered, pop, layers[-1])
-    from snnc import __version__
+    from snnc.version import __version__
 
     resets = sorted({n.attrs.get("reset", "subtract") for n in graph.nodes if n.op == "if"})
     decode = ("output = sum over steps of the last layer's v / (64 * snnc_readout_scale * T)"
