@@ -12,6 +12,7 @@ does not load the frontend, the simulator and the backends too.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from snnc.version import __version__
@@ -25,6 +26,11 @@ def __getattr__(name: str) -> Any:
         from snnc import api
 
         return getattr(api, name)
+    try:  # a subpackage or module (snnc.api, snnc.compiler, ...), as an eager import gave
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
     raise AttributeError(f"module 'snnc' has no attribute {name!r}")
 
 

@@ -115,8 +115,8 @@ def _add_engine_option(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from snnc.version import __version__
     from snnc.compiler.ir.printer import FORMATS
+    from snnc.version import __version__
 
     parser = _Parser(prog="snnc", description="Compile ONNX CNNs into spiking neural "
                      "networks (numpy simulator; Lava/Loihi 2).")
