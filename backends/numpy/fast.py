@@ -94,7 +94,7 @@ class FastKernels:
         self.theta: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if kernels.AVAILABLE:
             for node in graph.nodes:
-                if node.op == "if":
+                if node.op == "if" and not node.attrs.get("ternary"):  # ternary: numpy
                     shift = (_per_neuron(node.params["i_shift"], node.shape)
                              if "i_shift" in node.params else np.zeros(0, np.float32))
                     self.theta[node.name] = (_per_neuron(node.params["theta"], node.shape),

@@ -5,6 +5,7 @@ Semantics, per time step t = 1..T for a whole batch at once:
 * stateless ops (conv, linear, pooling, add, ...) map their inputs of this step;
 * `if` nodes integrate, fire at V >= theta and reset by subtraction (or to zero, attrs
   reset=zero); signed ones also emit -theta when V < 0 while their net count is positive;
+  ternary ones (Clip(-a, a)) emit -theta at V <= -theta, resetting by +theta;
   graded ones (attr spike_bits) emit n * theta, n = clip(floor(V / theta), ., 2^B - 1) counts
   in one message (see compiler/ops/neuron);
 * `maxpool` pools cumulative inputs and emits the increase of the pooled maximum, so that its
@@ -222,6 +223,8 @@ class _Batch:
         net = self.net.get(node.name)
         if node.name in self.levels:
             return self._fire_graded(node, v, theta, net)
+        if node.attrs.get("ternary"):
+            return self._fire_ternary(node, v, theta, net)
         if net is None and node.attrs.get("reset", "subtract") == "subtract":
             return self._fire_subtract(node, v, theta)
         spikes = v >= theta
@@ -252,6 +255,20 @@ class _Batch:
         hits = self.hits[node.name]
         np.add(hits, spikes.view(np.uint8), out=hits)
         return out
+
+    def _fire_ternary(self, node: Node, v: np.ndarray, theta: np.ndarray,
+                      net: np.ndarray | None) -> np.ndarray:
+        """A ternary neuron (Clip(-a, a)): n = +1 at V >= theta, -1 at V <= -theta;
+        V -= n * theta; out = n * theta."""
+        up, down = v >= theta, v <= -theta
+        n = up.astype(np.float32) - down
+        out = n * theta
+        v -= out
+        if net is not None:
+            net += n
+        hits = self.hits[node.name]
+        np.add(hits, (up | down).view(np.uint8), out=hits)
+        return out.astype(np.float32, copy=False)
 
     def _fire_graded(self, node: Node, v: np.ndarray, theta: np.ndarray,
                      net: np.ndarray | None) -> np.ndarray:

@@ -1,7 +1,8 @@
 """How each linear IR op transforms the maps from the source populations to its inputs
 (compiler/loihi/linear_maps.py): windows compose, channel-wise scales stay kernels, fully
 connected layers make matrices, and pure data movement (transpose, slice, crops) becomes a
-permutation matrix found by running the op on the inputs' index numbers.
+permutation matrix found by running the op on the inputs' index numbers. Resize and strided
+transposed convolutions become CSR matrices built from the op's own definition.
 
 A form is {source population: the map from its spikes to this value}; constant terms (biases,
 padding values) are not tracked here: lower-synapses reads them off one run on zero input.
@@ -19,6 +20,7 @@ from ..errors import ModelError
 from ..ir.graph import Node
 from ..ops import opdef
 from ..ops.elementwise import batchnorm_scale_shift
+from ..ops.resize import axis_matrix
 from . import linear_maps as lm
 
 Form = dict[str, lm.LinearMap]
@@ -71,6 +73,44 @@ def _avgpool(node: Node, in_shape: Shape) -> lm.LinearMap | None:
     valid = np.asarray(pattern.sum(axis=1)).reshape(-1)
     weight = pooled.reshape(-1).astype(np.float64) / np.maximum(valid, 1)
     return lm.MatrixMap(sp.csr_matrix(sp.diags(weight) @ pattern), in_shape, node.shape)
+
+
+def _resize(node: Node, in_shape: Shape) -> lm.MatrixMap:
+    """Resize is separable: per channel the Kronecker product of its axes' interpolation
+    matrices (nearest: one 1 per row; linear: two weights), the same matrices the executor
+    applies. (Upsampling spreads each input over several outputs, so it is no window.)"""
+    m = sp.identity(in_shape[0], dtype=np.float64, format="csr")
+    for axis in range(len(in_shape) - 1):
+        m = sp.kron(m, sp.csr_matrix(axis_matrix(node, in_shape, axis).astype(np.float64)),
+                    format="csr")
+    return lm.MatrixMap(m, in_shape, node.shape)
+
+
+def _conv_transpose(node: Node, in_shape: Shape) -> lm.LinearMap:
+    """A transposed convolution is the adjoint of the conv with its weight, strides, pads and
+    dilations run from its output back to its input: that conv's matrix, transposed. At
+    stride 1 it is itself a conv (kernel flipped, channels swapped per group, begin pad
+    d (K - 1) - p), so it stays a window there."""
+    a = node.attrs
+    nsp = len(in_shape) - 1
+    w = np.asarray(node.params["weight"], np.float64)
+    g = int(a["groups"])
+    pads = [d * (k - 1) - p for d, k, p in zip(a["dilations"], w.shape[2:], a["pads"][:nsp],
+                                               strict=True)]
+    if all(s == 1 for s in a["strides"]) and min(pads) >= 0:
+        cig, cog = w.shape[0] // g, w.shape[1]
+        kernel = w.reshape(g, cig, cog, *w.shape[2:]).swapaxes(1, 2)
+        kernel = np.flip(kernel, axis=tuple(range(3, 3 + nsp))).reshape(g * cog, cig,
+                                                                          *w.shape[2:])
+        made = lm.window(kernel, g, a["strides"], pads, a["dilations"], in_shape, node.shape)
+        if made is not None:
+            return made
+    forward = lm.window(w, g, a["strides"], a["pads"][:nsp], a["dilations"], node.shape,
+                        in_shape)
+    if forward is None:
+        raise ModelError.at(node, f"a {nsp}-d conv_transpose between spiking layers is not "
+                            "supported by the lava/loihi targets (1-d and 2-d are)")
+    return lm.MatrixMap(sp.csr_matrix(lm.to_csr(forward).T), in_shape, node.shape)
 
 
 def _apply_window(m: lm.ConvMap, x: np.ndarray) -> np.ndarray:
@@ -133,6 +173,10 @@ def node_form(node: Node, inputs: Sequence[Form], shapes: Sequence[Shape]) -> Fo
     op = node.op
     if op in ("conv", "avgpool", "global_avgpool"):
         return _outer(inputs[0], _window_op(node, shapes[0]))
+    if op == "resize":
+        return _outer(inputs[0], _resize(node, shapes[0]))
+    if op == "conv_transpose":
+        return _outer(inputs[0], _conv_transpose(node, shapes[0]))
     if op in ("flatten", "reshape"):
         return _each(inputs[0], lambda m: lm.view(m, node.shape))
     if op == "batchnorm":

@@ -3,12 +3,14 @@
 from . import (  # noqa: F401
     activation,
     conv,
+    conv_transpose,
     elementwise,
     layout,
     linear,
     neuron,
     pooling,
     quant,
+    resize,
     sparse,
 )
 from .registry import OPS, OpDef, opdef

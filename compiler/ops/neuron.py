@@ -8,6 +8,8 @@ IF neuron, per time step t, with reset by subtraction (Rueckauer 2017):
     out[t] = theta * s[t]         (the next layer sees spikes of amplitude theta)
 
 with V[0] = v0. Its ANN meaning (what `evaluate` returns) is the rate limit clip(z, 0, theta).
+Ternary neurons (attr `ternary`, for Clip(-a, a)) also fire -1 at V <= -theta, resetting by
++theta: out[t] = theta * (s+[t] - s-[t]), rate limit clip(z, -theta, theta).
 
 Graded (multi-threshold, burst) neurons, attr `spike_bits` B > 1 (absent for B = 1, so binary
 graphs stay as they were): per step the neuron emits a count n in one message,
@@ -68,7 +70,9 @@ def rate_limit(node: Node) -> np.ndarray:
 
 
 def _if_rate(node: Node, inputs: Sequence[np.ndarray]) -> np.ndarray:
-    return np.clip(inputs[0], 0.0, rate_limit(node)).astype(np.float32, copy=False)
+    top = rate_limit(node)
+    low = -top if node.attrs.get("ternary") else 0.0  # ternary: clip(z, -theta, theta)
+    return np.clip(inputs[0], low, top).astype(np.float32, copy=False)
 
 
 def _describe_if(node: Node) -> str:
@@ -79,6 +83,8 @@ def _describe_if(node: Node) -> str:
         parts.append(f"i_shift={fmt_array(p['i_shift'])}")
     if node.attrs.get("signed"):
         parts.append("signed")
+    if node.attrs.get("ternary"):
+        parts.append("ternary")
     if node.attrs.get("levels"):
         parts.append(f"levels={node.attrs['levels']}")
     if spike_bits(node) > 1:

@@ -6,6 +6,8 @@ Neuron kinds (`neuron`):
 * `if`: reset by subtraction (Rueckauer 2017), the default: rates follow clip(z, 0, theta).
 * `lif`: Lava's stock LIF without leak, reset to zero: what runs on Loihi 2 without custom
   microcode; it loses the residue above threshold at every spike, so rates fall below the ANN's.
+* ternary (for Clip(-a, a), Hardtanh; needs `signed`): +theta at V >= theta, -theta at
+  V <= -theta, reset by subtraction: rates follow clip(z, -theta, theta).
 * `signed`: reset by subtraction, plus a negative spike that takes back an earlier spike when the
   potential falls below zero (Fast-SNN, Hu et al. 2023; SNM, Wang et al. 2022); the net count
   never goes below zero.
@@ -56,8 +58,7 @@ def _neuron(node: Node, kind: str, bits: int = 1) -> Node:
         raise ModelError.at(node, "activation has no threshold; run normalize-thresholds "
                             "before convert")
     if node.op == "clip" and node.attrs.get("min") != 0.0:
-        raise ModelError.at(node, f"Clip(min={node.attrs.get('min')}) cannot become a spiking "
-                            "neuron: IF neurons output rates in [0, theta], so min must be 0")
+        return _ternary(node, kind, bits)
     theta = node.params["theta"]
     attrs: dict[str, object] = {"reset": "zero" if kind == "lif" else "subtract"}
     if kind == "signed":
@@ -74,6 +75,30 @@ def _neuron(node: Node, kind: str, bits: int = 1) -> Node:
             np.float32)
     return Node(node.name, "if", node.inputs, attrs=attrs,
                 params={"theta": theta, "v0": np.zeros_like(theta), "phi": phi},
+                shape=node.shape, source=node.source, meta=node.meta)
+
+
+def _ternary(node: Node, kind: str, bits: int) -> Node:
+    """Clip(-a, a) (Hardtanh): a ternary IF neuron, +theta at V >= theta and -theta at
+    V <= -theta, reset by subtraction, rate limit clip(z, -theta, theta). It starts at V(0) = 0
+    (phi = 0: a half step would round the two signs differently), so rates truncate toward 0.
+    Negative spikes exist only where signed neurons do (--neuron signed, the numpy target's
+    default)."""
+    lo, hi = node.attrs.get("min"), node.attrs.get("max")
+    if lo is None or hi is None or lo >= 0 or not np.isclose(-lo, hi, rtol=1e-6):
+        raise ModelError.at(node, f"Clip(min={lo}, max={hi}) cannot become a spiking neuron: "
+                            "IF neurons output rates in [0, theta] (min 0) and ternary ones "
+                            "in [-theta, theta] (min = -max)")
+    if kind != "signed" or bits > 1:
+        raise ModelError.at(node, f"Clip({lo}, {hi}) (Hardtanh) needs a ternary neuron, which "
+                            "emits negative spikes: only --target numpy with signed neurons "
+                            "(its default; --neuron signed) and binary spikes carries them "
+                            f"(here: --neuron {kind}, spike bits {bits}); Lava, Loihi, NIR "
+                            "and netx carry positive spikes only")
+    theta = np.asarray(node.params["theta"], np.float32)
+    return Node(node.name, "if", node.inputs, attrs={"reset": "subtract", "ternary": True},
+                params={"theta": theta, "v0": np.zeros_like(theta),
+                        "phi": np.zeros_like(theta)},
                 shape=node.shape, source=node.source, meta=node.meta)
 
 

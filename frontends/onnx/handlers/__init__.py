@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     linear,
     norm,
     pool,
+    resize,
     rounding,
     shape,
     slicing,
