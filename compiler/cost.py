@@ -13,17 +13,72 @@ simulates each layer's window once, and then only its neurons where it kept the 
 current (`replay_calibration_macs` bounds it: every window twice, about 2 / depth of
 `calibration_macs` on a chain): the same samples and the same network, in a fraction of the
 budget's time.
+
+The budget follows the engine (`budget`, `simulator_budget`): SIMULATION_BUDGET_MACS is about a
+minute at BASELINE_MACS_PER_S, what the CPU engines (reference, fast) sustain on one core of
+this class of machine; an engine that says it is faster (the simulator handed to the passes
+carries `macs_per_second`, a function measuring it: the torch engine's probe,
+backends/torch/probe.py) gets the budget times 2^floor(log2(rate / BASELINE_MACS_PER_S)), never
+less than the baseline's. Powers of two, not the measured rate itself, so that the small
+fluctuations of a timing do not change how many samples are simulated (and with them the
+compiled network): the same inputs give the same network on the same engine and device class,
+and a model small enough that the baseline budget already pays for every sample (the digits
+CNN; at T=32, any model below ~50 MMAC per forward pass) gets the same network on every
+engine.
+SNNC_MACS_PER_SECOND=R (environment) assumes the rate R instead of measuring (any R, also
+below the baseline): the same budget on every machine, e.g. to reproduce a GPU compile's choices
+on a CPU.
 """
 
 from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .ir.graph import Graph, Node
 
 # ~1 minute of simulation at the ~35 GMAC/s one core of this class of machine sustains
+BASELINE_MACS_PER_S = 35e9
 SIMULATION_BUDGET_MACS = 2e12
 HARD_LIMIT_MACS = 10 * SIMULATION_BUDGET_MACS
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What tuning and calibration may simulate: `macs` sets their sample counts, beyond
+    `hard_limit` they simulate nothing; `scale` times the baseline's."""
+
+    macs: float
+    hard_limit: float
+    scale: float = 1.0
+
+
+def budget(macs_per_second: float | None = None) -> Budget:
+    """The budget of an engine sustaining `macs_per_second` (None: the CPU baseline)."""
+    pinned = os.environ.get("SNNC_MACS_PER_SECOND", "").strip()
+    rate, floor = macs_per_second, 1.0
+    if pinned:
+        try:
+            rate, floor = float(pinned), 0.0
+        except ValueError:
+            pass
+    scale = 1.0
+    if rate is not None and rate > 0:
+        scale = max(floor, 2.0 ** math.floor(math.log2(rate / BASELINE_MACS_PER_S)))
+    # module globals read at each call (tests shrink them)
+    return Budget(SIMULATION_BUDGET_MACS * scale, HARD_LIMIT_MACS * scale, scale)
+
+
+def simulator_budget(simulate: Callable[..., Any] | None) -> Budget:
+    """The budget of the engine behind a simulator: its `macs_per_second` attribute (a number,
+    or a function measuring it, called only now), else the baseline."""
+    rate = getattr(simulate, "macs_per_second", None)
+    return budget(rate() if callable(rate) else rate)
 
 
 def synapses(node: Node) -> int:
@@ -85,8 +140,11 @@ def replay_calibration_macs(graph: Graph, timesteps: int) -> int:
                                     if n.op == "if")
 
 
-def samples_within_budget(macs_per_sample: float, floor: int, ceiling: int) -> int:
-    """As many samples as SIMULATION_BUDGET_MACS pays for, between floor and ceiling."""
+def samples_within_budget(macs_per_sample: float, floor: int, ceiling: int,
+                          within: Budget | None = None) -> int:
+    """As many samples as the budget (default: the baseline's) pays for, between floor and
+    ceiling."""
     if macs_per_sample <= 0:
         return ceiling
-    return int(min(ceiling, max(floor, SIMULATION_BUDGET_MACS // macs_per_sample)))
+    total = (within or budget()).macs
+    return int(min(ceiling, max(floor, total // macs_per_sample)))

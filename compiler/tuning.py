@@ -351,7 +351,8 @@ def choose(graph: Graph, options: object, compile_with: Callable[[object], Graph
     candidates = [replace(options, norm=n, calibrate=fixed) for n in norms] if auto_norm \
         else ([] if widths else [replace(options, calibrate=fixed)])
     per_sample = macs(graph) * timesteps * (len(candidates) + len(widths))
-    if per_sample * MIN_SCORING_SAMPLES > cost.HARD_LIMIT_MACS:
+    budget = cost.simulator_budget(simulate)  # scaled to the engine's throughput
+    if per_sample * MIN_SCORING_SAMPLES > budget.hard_limit:
         bits = max_spike_bits if widths else options.spike_bits  # the finest allowed
         spec = NormSpec("percentile", untuned_percentile(timesteps * spike_levels(bits)),
                         per_channel)
@@ -361,10 +362,10 @@ def choose(graph: Graph, options: object, compile_with: Callable[[object], Graph
             f"not tuned: scoring {len(candidates) + len(widths)} candidates on "
             f"{MIN_SCORING_SAMPLES} samples at T={timesteps} would simulate "
             f"{per_sample * MIN_SCORING_SAMPLES / 1e12:.0f} TMAC (limit "
-            f"{cost.HARD_LIMIT_MACS / 1e12:.0f}); took norm {untuned.norm}"
+            f"{budget.hard_limit / 1e12:.0f}); took norm {untuned.norm}"
             + (f", spike bits {bits}" if widths else "")
             + (", no calibration" if auto_calibration else "")))
-    samples = samples_within_budget(per_sample, MIN_SCORING_SAMPLES, SCORING_SAMPLES)
+    samples = samples_within_budget(per_sample, MIN_SCORING_SAMPLES, SCORING_SAMPLES, budget)
     note = (f"scored on {samples} calibration samples (compute budget)"
             if samples < min(SCORING_SAMPLES, len(calib)) else "")
     samples = min(samples, len(calib))
@@ -422,7 +423,7 @@ def choose(graph: Graph, options: object, compile_with: Callable[[object], Graph
     if auto_calibration:
         # on at least calibrate.MIN_SAMPLES samples
         per_sample = calibration_macs(best_entry.snn, timesteps)
-        if per_sample * CALIBRATION_MIN_SAMPLES > cost.HARD_LIMIT_MACS:
+        if per_sample * CALIBRATION_MIN_SAMPLES > budget.hard_limit:
             skipped = (f"calibration not tried: it would simulate "
                        f"{per_sample * CALIBRATION_MIN_SAMPLES / 1e12:.0f} TMAC")
             return _choice(best, best_entry, tried, "; ".join(filter(None, [note, skipped])))

@@ -30,23 +30,25 @@ class CompiledNetwork:
 
     def simulate(self, x: np.ndarray, timesteps: Sequence[int], batch_size: int = 256,
                  progress: Any = None, record: Sequence[str] = (),
-                 observe: Observer | None = None, engine: str = DEFAULT_ENGINE
-                 ) -> SimulationResult:
+                 observe: Observer | None = None, engine: str = DEFAULT_ENGINE,
+                 device: str | None = None) -> SimulationResult:
         """Outputs at several T in one run (each checkpoint is a prefix of the same run).
         A `loihi` network runs in the NumPy simulator's bit-exact fixed-point mode.
         `observe` sees per-neuron spike counts of the `record`ed layers (float mode).
-        engine: "reference" (numpy) or "fast" (compiled kernels; float networks only, a
-        `loihi` network always runs in its fixed-point mode)."""
+        engine: "reference" (numpy), "fast" (compiled kernels) or "torch" (on `device`: cpu,
+        cuda, cuda:N); float networks only, a `loihi` network always runs in its fixed-point
+        mode."""
         if self.target == "loihi":
             if record:
                 raise UsageError("per-layer recording runs in the float simulator; compile "
                                  "with --target numpy to inspect layers")
             return _loihi_numpy(self.graph, x, timesteps, batch_size, progress)
-        return simulate(self.graph, x, timesteps, batch_size, progress, record, observe, engine)
+        return simulate(self.graph, x, timesteps, batch_size, progress, record, observe, engine,
+                        device=device)
 
     def run(self, x: np.ndarray, timesteps: int | None = None, batch_size: int = 256,
-            progress: Any = None, backend: str = "numpy", engine: str = DEFAULT_ENGINE
-            ) -> RunResult:
+            progress: Any = None, backend: str = "numpy", engine: str = DEFAULT_ENGINE,
+            device: str | None = None) -> RunResult:
         """Run on the NumPy simulator, or (backend='lava') in Lava's CPU simulation."""
         t = self.default_timesteps if timesteps is None else int(timesteps)
         if t < 1:
@@ -57,7 +59,7 @@ class CompiledNetwork:
             return run_in_lava(self, x, t, progress)
         if backend != "numpy":
             raise UsageError(f"--backend '{backend}' is not one of: numpy, lava")
-        result = self.simulate(x, [t], batch_size, progress, engine=engine)
+        result = self.simulate(x, [t], batch_size, progress, engine=engine, device=device)
         return RunResult(t, result.outputs[0], {k: v[0] for k, v in result.spikes.items()},
                          {k: v[0] for k, v in result.payload.items()})
 

@@ -85,6 +85,7 @@ def compile(  # noqa: A001 - the public name users expect
     dump_format: str = "text",
     progress: Any = None,
     engine: str = DEFAULT_ENGINE,
+    device: str | None = None,
     max_chips: int | None = None,
     core_limits: CoreLimits | None = None,
     spike_bits: int = 1,
@@ -94,7 +95,8 @@ def compile(  # noqa: A001 - the public name users expect
     """Compile an ONNX model (or an imported IR graph) into a spiking network for `timesteps`
     steps, with the conversion methods of `preset` (see snnc.presets), each of which an
     explicit argument overrides. `progress(n)` is told of every tuning candidate scored and
-    every layer calibrated; `engine` is the simulator engine those simulations run on.
+    every layer calibrated; `engine` is the simulator engine those simulations run on (and
+    `device` the torch engine's: cpu, cuda, cuda:N).
     `max_chips` bounds the Loihi 2 chips the lava/loihi network may need (`core_limits`:
     every per-core and per-chip limit, compiler/loihi/map_cores.py).
     `spike_bits` B > 1 makes graded neurons (up to 2^B - 1 counts per message, numpy target
@@ -146,7 +148,7 @@ def compile(  # noqa: A001 - the public name users expect
         limits = replace(limits or CoreLimits(), max_chips=int(max_chips))
     options = PassOptions(calib=calib_x, norm=spec, shift=shift, timesteps=int(timesteps),
                           neuron=neuron, spike_bits=bits, calibrate=method,
-                          simulator=functools.partial(simulate, engine=engine),
+                          simulator=_simulator(engine, device),
                           progress=progress, core_limits=limits)
     if target in LOIHI_TARGETS:  # refuse in seconds what the Loihi passes would refuse
         check_feasible(graph, calib_x, neuron, limits)
@@ -173,6 +175,7 @@ def compile(  # noqa: A001 - the public name users expect
         "timesteps": int(timesteps), "preset": preset, "norm": str(options.norm),
         "shift": shift, "neuron": neuron, "calibrate": options.calibrate, "decode": decode,
         "engine": engine,
+        **({"device": device} if device is not None else {}),
         "pipeline": list(pipeline),
         # graded spikes only: a binary network's settings (and artifact) stay as they were
         **({"spike_bits": options.spike_bits} if max_bits > 1 else {}),
@@ -184,6 +187,22 @@ def compile(  # noqa: A001 - the public name users expect
     if note:
         settings["tuning_note"] = note  # what the compute budget changed
     return CompiledNetwork(snn, target, settings)
+
+
+def _simulator(engine: str, device: str | None) -> Any:
+    """simulate() on `engine`, carrying how to measure its throughput (compiler/cost.py
+    scales tuning's and calibration's compute budget to it; the CPU engines are the
+    baseline)."""
+    sim = functools.partial(simulate, engine=engine, device=device)
+    if engine == "torch":
+        from snnc.backends import torch as torch_engine
+
+        torch_engine.check_device(device)  # refused now, not after importing the model
+        sim.macs_per_second = functools.partial(torch_engine.throughput, device)
+    elif device not in (None, "cpu"):
+        raise UsageError(f"--device {device}: the {engine} engine runs on the CPU; "
+                         "--engine torch runs on CUDA devices")
+    return sim
 
 
 def _spike_bits(bits: int, max_bits: int | None, neuron: str) -> tuple[int, int]:

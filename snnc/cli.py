@@ -110,8 +110,11 @@ def _add_engine_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
                    help="the NumPy simulator's engine (for compile: what tuning and "
                    "calibration simulate on): fast (default; convolutions and pooling in "
-                   "onnxruntime, IF updates compiled with numba, ~2x faster) or reference "
-                   "(numpy only); they agree up to float rounding")
+                   "onnxruntime, IF updates compiled with numba, ~2x faster), reference "
+                   "(numpy only) or torch (CPU or CUDA, --device; needs snnc[torch]); they "
+                   "agree up to float rounding")
+    p.add_argument("--device", metavar="cpu|cuda|cuda:N", help="where --engine torch runs "
+                   "(default cpu)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--report", metavar="DIR", help="also write plots (PNG) and a "
                    "self-contained report.html into DIR")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="shard the test set over the "
+                   "workers of this Dask scheduler (tcp://HOST:8786; needs snnc[dask]); the "
+                   "same results as one process")
+    p.add_argument("--workers", type=int, metavar="N", help="the same on a local Dask "
+                   "cluster of N worker processes (loopback only)")
 
     p = sub.add_parser("import", help="read a NIR graph from another SNN tool into an .snn")
     p.add_argument("nir_file", metavar="NET.nir", help="NIR graph file (nir.write)")
@@ -209,6 +217,7 @@ def _compile_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"preset": args.preset, "norm": args.norm, "per_channel": args.per_channel,
             "shift": args.shift, "calibrate": args.calibrate, "neuron": args.neuron,
             "decode": args.decode, "input_shape": args.input_shape, "engine": args.engine,
+            "device": args.device,
             "max_chips": getattr(args, "max_chips", None), "spike_bits": args.spike_bits,
             "max_spike_bits": args.max_spike_bits}
 
@@ -309,7 +318,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_compare(args, net, x)
     with progress_bar(len(x), "simulating") as bar:
         result = net.run(x, args.timesteps, progress=bar.update, backend=args.backend,
-                         engine=args.engine)
+                         engine=args.engine, device=args.device)
     report: dict[str, Any] = {"artifact": Path(args.artifact).name, "samples": int(len(x)),
                               "timesteps": result.timesteps,
                               "spikes_per_sample": result.spikes_per_sample,
@@ -356,9 +365,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     options = _compile_kwargs(args)
     presets = [p.strip() for p in options.pop("preset").split(",") if p.strip()]
-    report = evaluate(args.model, args.data, _ints(args.timesteps), calib=args.calib,
-                      presets=presets, per_layer=args.per_layer,
-                      bound=args.bound, **options)
+    runner = None
+    if args.scheduler is not None or args.workers is not None:
+        from snnc.runtime.distributed import Cluster
+
+        runner = Cluster(args.scheduler, args.workers)
+    try:
+        report = evaluate(args.model, args.data, _ints(args.timesteps), calib=args.calib,
+                          presets=presets, per_layer=args.per_layer,
+                          bound=args.bound, runner=runner, **options)
+    finally:
+        if runner is not None:
+            runner.close()
     print(format_table(report))
     if args.json:
         _write_json(args.json, report)

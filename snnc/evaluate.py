@@ -122,7 +122,7 @@ def _ticks(bar: Any, per_sample: int) -> Any:
 def _simulate_method(model: str | os.PathLike[str], x: np.ndarray, y: np.ndarray,
                      ts: list[int], calib_x: np.ndarray | None, options: dict[str, Any],
                      bar: Any, per_layer: bool, engine: str, cache: TuningCache,
-                     timing: dict[str, float], bound: bool = False
+                     timing: dict[str, float], bound: bool = False, runner: Any = None
                      ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]],
                                 float]:
     rows: list[dict[str, Any]] = []
@@ -149,14 +149,17 @@ def _simulate_method(model: str | os.PathLike[str], x: np.ndarray, y: np.ndarray
         group_net = nets[group[-1]]
         stats = _LayerStats(group_net, x[:PER_LAYER_SAMPLES]) if per_layer else None
         start = time.perf_counter()
-        # one run serves every T of the group
-        sim = group_net.simulate(x, group, progress=_ticks(bar, len(group)), engine=engine)
+        # one run serves every T of the group (sharded over a Dask cluster: `runner`,
+        # runtime/distributed.py, the same results)
+        device, ticks = options.get("device"), _ticks(bar, len(group))
+        sim = (runner.simulate(group_net, x, group, ticks, engine, device) if runner is not None
+               else group_net.simulate(x, group, progress=ticks, engine=engine, device=device))
         timing["simulate_s"] += time.perf_counter() - start
         timing["runs"] += 1
         if stats is not None:
             start = time.perf_counter()
             group_net.simulate(stats.x, group, record=stats.names, observe=stats.observe,
-                               engine=engine)
+                               engine=engine, device=device)
             layers.extend(stats.rows())
             timing["per_layer_s"] += time.perf_counter() - start
         for k, t in enumerate(group):
@@ -187,8 +190,9 @@ def _simulate_method(model: str | os.PathLike[str], x: np.ndarray, y: np.ndarray
 def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str],
              timesteps: Sequence[int], calib: str | os.PathLike[str] | None = None,
              presets: Sequence[str] | None = None, per_layer: bool = False,
-             engine: str = DEFAULT_ENGINE, bound: bool = False,
+             engine: str = DEFAULT_ENGINE, bound: bool = False, runner: Any = None,
              **compile_options: Any) -> dict[str, Any]:
+    """`runner`: a runtime.distributed.Cluster to shard the test-set simulations over."""
     ts = sorted({int(t) for t in timesteps})
     if not ts or ts[0] < 1:
         raise UsageError(f"--timesteps must be positive integers, got {list(timesteps)}")
@@ -210,7 +214,7 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str],
         for k, preset in enumerate(presets):
             rows, settings, found, ann_macs = _simulate_method(
                 model, x, y, ts, calib_x, {**compile_options, "preset": preset}, bar,
-                per_layer and k == 0, engine, cache, timing, bound)
+                per_layer and k == 0, engine, cache, timing, bound, runner)
             methods.append({"name": preset, "settings": settings, "snn": rows})
             layers = layers or found
     first = methods[0]

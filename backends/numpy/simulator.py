@@ -53,7 +53,10 @@ from snnc.compiler.ops.pooling import maxpool
 if TYPE_CHECKING:
     from .fast import FastKernels
 
-ENGINES = ("reference", "fast")
+# engines in backend packages of their own, imported only when chosen (their dependencies
+# stay optional): given the checked inputs, they return SimulationResult's arrays
+PLUGIN_ENGINES = {"torch": "snnc.backends.torch"}
+ENGINES = ("reference", "fast", *PLUGIN_ENGINES)
 # what snnc compile/run/eval use unless told otherwise; simulate() itself defaults to the
 # reference, which tests and the Lava comparison hold the other engines to
 DEFAULT_ENGINE = "fast"
@@ -315,6 +318,18 @@ def _chunk_size(graph: Graph, needed: Collection[str] | None = None) -> int:
     return max(1, _CHUNK_BYTES // (4 * 4 * largest))
 
 
+def chunk_size(graph: Graph, n: int, batch_size: int = 256, engine: str = "reference",
+               device: str | None = None, needed: Collection[str] | None = None) -> int:
+    """Samples per chunk of a run on n samples: what a run split over processes aligns its
+    shards to, so that every sample is simulated in the same chunk (runtime/distributed.py)."""
+    if engine in PLUGIN_ENGINES:
+        from importlib import import_module
+
+        return import_module(PLUGIN_ENGINES[engine]).chunk_size(graph, n, batch_size, device,
+                                                                needed)
+    return min(batch_size, _chunk_size(graph, needed), max(1, -(-n // 2)))
+
+
 def _checkpoints(timesteps: int | Sequence[int]) -> list[int]:
     ts = [timesteps] if isinstance(timesteps, (int, np.integer)) else list(timesteps)
     if not ts or any(int(t) < 1 for t in ts):
@@ -326,12 +341,13 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
              batch_size: int = 256, progress: Progress | None = None,
              record: Collection[str] = (), observe: Observer | None = None,
              engine: str = "reference", replay: Mapping[str, np.ndarray] | None = None,
-             capture: Collection[str] = ()) -> SimulationResult:
+             capture: Collection[str] = (), device: str | None = None) -> SimulationResult:
     """Run the SNN for max(timesteps) steps, recording the decoded output at each checkpoint.
     `observe` is shown, at every checkpoint, the net spike counts per neuron of the IF nodes
     named in `record` (for calibration and per-layer reports; nothing is kept).
     engine "fast" runs convolutions and IF updates in compiled kernels (fast.py); it agrees
-    with the reference to float rounding.
+    with the reference to float rounding; engine "torch" runs the same steps in torch on
+    `device` (cpu, cuda, cuda:N; backends/torch).
     `capture`: nodes whose counts (IF nodes) or values (others) at every step come back in
     `trains`; `replay`: node -> such trains of at least max(timesteps) steps for these samples,
     given out instead of computing the node (and what only it depends on); see the module's
@@ -370,6 +386,16 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
               for name, r in replay.items()}
     lock = threading.Lock()  # observe runs for one chunk at a time, from its thread
 
+    if engine in PLUGIN_ENGINES:  # e.g. torch (backends/torch), on `device`
+        from importlib import import_module
+
+        return SimulationResult(ts, *import_module(PLUGIN_ENGINES[engine]).simulate(
+            graph, x, ts, static=static, needed=needed, batch_size=batch_size,
+            progress=progress, record=record, observe=observe, replay=replay, capture=capture,
+            device=device))
+    if device not in (None, "cpu"):
+        raise UsageError(f"--device {device}: the {engine} engine runs on the CPU; "
+                         "--engine torch runs on CUDA devices")
     fast = None
     if engine == "fast":
         from .fast import FastKernels
@@ -402,7 +428,7 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
 
     # at least two chunks, so that two cores have work; not tied to the thread count, so
     # that results do not depend on it
-    size = min(batch_size, _chunk_size(graph, needed), max(1, -(-len(x) // 2)))
+    size = chunk_size(graph, len(x), batch_size, engine, device, needed)
     chunks = [slice(s, s + size) for s in range(0, len(x), size)]
     for chunk, _ in zip(chunks, parallel_map(run, chunks), strict=True):
         if progress is not None:  # in order, from this thread

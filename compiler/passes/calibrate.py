@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..cost import calibration_macs, samples_within_budget, window_macs
+from ..cost import calibration_macs, samples_within_budget, simulator_budget, window_macs
 from ..errors import DataError, UsageError
 from ..executor import run_batched
 from ..ir.graph import Graph, Node
@@ -217,7 +217,7 @@ def calibrate(graph: Graph, calib: np.ndarray | None, timesteps: int | None,
     names = [n.name for n in graph.nodes if n.op == "if"]
     # bounded on large models (the samples that re-simulating every prefix could afford)
     x = calib[:samples_within_budget(calibration_macs(graph, timesteps), MIN_SAMPLES,
-                                     max_samples)]
+                                     max_samples, simulator_budget(simulate))]
     plan = (_replay_plan(graph, names, len(x), timesteps, on_outputs is not None)
             if can_replay(simulate) else None)
     if plan is not None:
