@@ -90,7 +90,20 @@ def synapses(node: Node) -> int:
         return int(node.params["weight"].size * np.prod(node.shape[:-1]))
     if node.op == "sparse":
         return int(node.params["weight"].size)
+    if node.op == "conv_transpose":  # every input unit scatters into C_out/g * k taps
+        return int(_transposed_inputs(node) * np.prod(node.params["weight"].shape[1:]))
     return 0
+
+
+def _transposed_inputs(node: Node) -> int:
+    """The input units of a conv_transpose node, from its output size (the output-size
+    formula solved for the input: out = (in - 1) s - pads + d (k - 1) + 1 + output_padding)."""
+    a, kernel = node.attrs, node.params["weight"].shape[2:]
+    rank = len(kernel)
+    spatial = [(o - int(a["output_padding"][i]) - 1 - int(a["dilations"][i]) * (k - 1)
+                + int(a["pads"][i]) + int(a["pads"][i + rank])) // int(a["strides"][i]) + 1
+               for i, (o, k) in enumerate(zip(node.shape[1:], kernel, strict=True))]
+    return int(node.params["weight"].shape[0] * np.prod(spatial))
 
 
 def macs(graph: Graph) -> int:

@@ -29,7 +29,7 @@ from snnc.compiler.ops.neuron import max_count
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
-WEIGHTED = ("conv", "linear", "sparse")
+WEIGHTED = ("conv", "conv_transpose", "linear", "sparse")
 
 
 def spiking_sources(graph: Graph, name: str) -> list[str]:

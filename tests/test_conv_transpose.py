@@ -116,3 +116,16 @@ def test_synapse_form_is_the_executors_map(strides: int, pad: int, extra: int, d
         assert isinstance(m, lm.ConvMap) == window
         ours = (lm.to_csr(m) @ x.reshape(2, -1).T.astype(np.float64)).T + zero
         np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(GENERATED))
+def test_synapse_count_is_every_input_unit_times_its_scatter(name: str) -> None:
+    """The compute budget and the energy model count C_in*H_in*W_in * C_out/g * kH*kW
+    multiply-adds per step (each input unit scatters into that many taps)."""
+    from snnc.compiler.cost import synapses
+
+    shape, c_out, kernel, attrs = GENERATED[name]
+    graph = import_model(prepare(_model(shape, c_out, kernel, attrs)))
+    node = next(n for n in graph.nodes if n.op == "conv_transpose")
+    groups = attrs.get("group", 1)
+    assert synapses(node) == int(np.prod(shape)) * (c_out // groups) * kernel ** (len(shape) - 1)
