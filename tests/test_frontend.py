@@ -624,7 +624,8 @@ def test_digits_matches_onnxruntime(digits: Graph) -> None:
 # ---- printer -------------------------------------------------------------------------------
 
 LINE = re.compile(r"^%(?P<name>\S+) : f32\[N(?P<shape>(,\d+)*)\] = (?P<op>\w+)"
-                  r"(\[(?P<settings>.+)\])?\((?P<args>(%\S+)(, %\S+)*)?\)$")
+                  r"(\[(?P<settings>.+)\])?\((?P<args>(%\S+)(, %\S+)*)?\)"
+                  r"( \{(?P<params>\w+: \w+\[[\d,]*\](, \w+: \w+\[[\d,]*\])*)\})?$")
 
 
 def _branching_graph() -> Graph:
@@ -652,6 +653,10 @@ def test_text_format(which: str, digits: Graph) -> None:
         assert shape == node.shape
         args = [] if match["args"] is None else match["args"].split(", ")
         assert args == [f"%{i}" for i in node.inputs]
+        printed = {} if match["params"] is None else {
+            k: v for k, v in (p.split(": ") for p in match["params"].split(", "))}
+        assert printed == {k: f"f32[{','.join(map(str, v.shape))}]"
+                           for k, v in node.params.items()}
     assert to_text(graph).rstrip().splitlines()[-1] == f"return %{graph.output}"
 
 

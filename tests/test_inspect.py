@@ -128,3 +128,18 @@ def test_golden_dump_after_every_pass(tmp_path: Path) -> None:
     assert "theta=1.5" in (GOLDEN / "03-normalize-thresholds.txt").read_text()
     assert "if[theta=1.5, v0=0," in (GOLDEN / "04-convert.txt").read_text()
     assert "if[theta=1.5, v0=0.75," in (GOLDEN / "05-shift-bias.txt").read_text()
+
+
+def test_the_dump_after_quantize_weights_shows_the_mantissas(tmp_path: Path,
+                                                               digits_model: Path,
+                                                               digits_calib: Path) -> None:
+    """Every parameter prints with its dtype and shape, so the int16 mantissas that
+    quantize-weights adds are visible in its dump and absent from the one before."""
+    dumps = tmp_path / "dumps"
+    snnc.compile(digits_model, target="loihi", calib=digits_calib, preset="rate-p99.99",
+                 dump_ir="after-all", dump_dir=dumps)
+    before = (dumps / "07-lower-synapses.txt").read_text()
+    after = (dumps / "08-quantize-weights.txt").read_text()
+    assert "q_weight: i16[" not in before and "weight: f32[" in before
+    synapses = [line for line in before.splitlines() if "_syn" in line.split(" = ")[0]]
+    assert synapses and after.count("q_weight: i16[") == len(synapses)

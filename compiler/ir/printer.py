@@ -1,7 +1,9 @@
 """One printer for the IR, used by dumps, `snnc inspect`, golden tests and error context.
 
-Text form, one line per node, SSA style:
+Text form, one line per node, SSA style, then every parameter's dtype and shape (so a pass
+that adds, drops or retypes parameters, like quantize-weights' int16 mantissas, shows):
     %conv3 : f32[N,64,8,8] = conv[k=3x3, s=1,1, p=1,1,1,1](%relu2)
+        {weight: f32[64,32,3,3], bias: f32[64]}      (on the same line)
 """
 
 from __future__ import annotations
@@ -13,9 +15,29 @@ import numpy as np
 
 from .graph import Graph, Node
 
+# MLIR-style element type names
+_DTYPES = {"float32": "f32", "float64": "f64", "float16": "f16", "int8": "i8", "int16": "i16",
+           "int32": "i32", "int64": "i64", "uint8": "u8", "uint16": "u16", "uint32": "u32",
+           "bool": "i1"}
+
+
+def dtype_text(dtype: Any) -> str:
+    name = np.dtype(dtype).name
+    return _DTYPES.get(name, name)
+
 
 def shape_text(shape: tuple[int, ...]) -> str:
+    """A node's value: float32, batch axis first."""
     return "f32[" + ",".join(["N", *map(str, shape)]) + "]"
+
+
+def params_text(node: Node) -> str:
+    """` {weight: f32[8,1,3,3], bias: f32[8]}`, or "" for a node without parameters."""
+    if not node.params:
+        return ""
+    parts = [f"{k}: {dtype_text(np.asarray(v).dtype)}[{','.join(map(str, np.shape(v)))}]"
+             for k, v in sorted(node.params.items())]
+    return " {" + ", ".join(parts) + "}"
 
 
 def node_line(node: Node) -> str:
@@ -24,7 +46,8 @@ def node_line(node: Node) -> str:
     args = ", ".join(f"%{i}" for i in node.inputs)
     settings = opdef(node.op).describe(node)
     settings = f"[{settings}]" if settings else ""
-    return f"%{node.name} : {shape_text(node.shape)} = {node.op}{settings}({args})"
+    return (f"%{node.name} : {shape_text(node.shape)} = {node.op}{settings}({args})"
+            + params_text(node))
 
 
 def to_text(graph: Graph) -> str:
