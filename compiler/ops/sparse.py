@@ -16,11 +16,14 @@ from .registry import OpDef, Shape, register
 
 
 def csr(node: Node, key: str = "weight") -> sp.csr_matrix:
-    """The node's matrix (n_out, n_in) with the values params[key] (e.g. q_weight)."""
+    """The node's matrix (n_out, n_in) with the values params[key] (e.g. q_weight), on copies
+    of the arrays: scipy's in-place methods (eliminate_zeros, sort_indices) would otherwise
+    rewrite the node's parameters under every later user of the graph."""
     p = node.params
     n_out = math.prod(node.shape)
     return sp.csr_matrix((np.asarray(p[key]), np.asarray(p["indices"]),
-                          np.asarray(p["indptr"])), shape=(n_out, int(node.attrs["n_in"])))
+                          np.asarray(p["indptr"])), shape=(n_out, int(node.attrs["n_in"])),
+                         copy=True)
 
 
 def _shape(node: Node, shapes: Sequence[Shape]) -> Shape:
