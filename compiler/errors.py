@@ -87,6 +87,13 @@ class InternalError(SnncError):
     exit_code = 70
 
 
+class BackendError(SnncError):
+    """A backend's runtime (Lava) failed while building or running the network; the message
+    names the process where it can."""
+
+    exit_code = 70
+
+
 class PassError(SnncError):
     """A compiler pass failed; names the pass and the passes that ran before it."""
 

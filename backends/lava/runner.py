@@ -18,18 +18,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from snnc.compiler.errors import SnncError
+from snnc.compiler.errors import BackendError
 
 POLL_SECONDS = 0.002  # how often to look for the runtime's answer
 WATCH_SECONDS = 0.05  # how often to look at the workers
 STALL_SECONDS = 600.0  # one run (a sample) answering later than this is stuck
 REPORT_SECONDS = 5.0  # how long a failed worker gets to report its exception
-
-
-class BackendError(SnncError):
-    """Lava failed while building or running the network."""
-
-    exit_code = 70
 
 
 @dataclass(frozen=True)
