@@ -166,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "constant current): how much of the loss is activation quantization")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--report", metavar="DIR", help="also write plots (PNG) and a "
-                   "self-contained report.html into DIR")
+                   "self-contained report.html into DIR (implies --per-layer, which two of "
+                   "the plots need)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="shard the test set over the "
                    "workers of this Dask scheduler (tcp://HOST:8786; needs snnc[dask]); the "
                    "same results as one process")
@@ -365,6 +366,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     options = _compile_kwargs(args)
     presets = [p.strip() for p in options.pop("preset").split(",") if p.strip()]
+    wanted: dict[str, Any] = {"per_layer": args.per_layer}
+    if args.report:  # the report's plots need the per-layer statistics
+        from .report import EVALUATE_OPTIONS
+
+        wanted.update(EVALUATE_OPTIONS)
     runner = None
     if args.scheduler is not None or args.workers is not None:
         from snnc.runtime.distributed import Cluster
@@ -372,8 +378,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         runner = Cluster(args.scheduler, args.workers)
     try:
         report = evaluate(args.model, args.data, _ints(args.timesteps), calib=args.calib,
-                          presets=presets, per_layer=args.per_layer,
-                          bound=args.bound, runner=runner, **options)
+                          presets=presets, bound=args.bound, runner=runner, **wanted,
+                          **options)
     finally:
         if runner is not None:
             runner.close()

@@ -8,7 +8,8 @@ ANN's outputs, each candidate network's outputs at every T), and Ts whose compil
 are identical (tuning picked the same untuned-for-T candidate) share one run on the test set.
 `timing` says where the time went: compiling (tuning's phases) and simulating.
 
-Per layer (`per_layer=True`, first method set), at each T, over the evaluation data:
+Per layer (`per_layer=True`, first method set; `eval --per-layer`, implied by `eval --report`,
+whose firing-rate and conversion-error plots draw these), at each T, over the evaluation data:
 * error: ||r - a|| / ||a||, r the SNN layer's time-averaged output (theta * net spikes / T),
   a the ANN activation clip(z, 0, theta) of the same network run as an ANN;
 * rate: spikes per neuron per time step (for graded layers, counts: the payload);

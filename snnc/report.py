@@ -3,7 +3,8 @@ as base64 data URIs, the tables inline) from the dict that `snnc.evaluate.evalua
 
 Plots: accuracy vs T (the ANN as a horizontal line, one line per method set), per-layer firing
 rate, per-layer conversion error, and spikes / synaptic operations vs T. A plot whose data is
-missing from the dict is skipped with a note in the HTML, so older reports still render.
+missing from the dict is skipped with a note in the HTML, so older reports still render;
+`eval --report` asks `evaluate` for everything the plots need (EVALUATE_OPTIONS).
 matplotlib draws through its Agg canvas (no display, no pyplot global state).
 """
 
@@ -22,6 +23,9 @@ from snnc.compiler.errors import UsageError
 from snnc.compiler.fileio import atomic_write_bytes, atomic_write_text
 
 Rows = list[dict[str, Any]]
+# what `snnc.evaluate.evaluate` must compute for every plot to be drawn: `eval --report`
+# passes these, so the report a user asks for never skips the per-layer plots
+EVALUATE_OPTIONS: dict[str, Any] = {"per_layer": True}
 _HIDDEN_SETTINGS = ("pipeline", "source", "timesteps")
 
 

@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import numpy_helper
 
 
@@ -33,13 +32,3 @@ def node_cases(op: str) -> list:
         g.input.extend(first)
         out.append((case.name, model, inputs[0], outputs[0]))
     return out
-
-
-def ort_run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, {model.graph.input[0].name: x})[0]
-
-
-def rel_error(ours: np.ndarray, ref: np.ndarray) -> float:
-    assert ours.shape == ref.shape
-    return float(np.max(np.abs(ours - ref)) / max(float(np.max(np.abs(ref))), 1e-6))

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from helpers import max_rel_error
 from onnx import numpy_helper
 
 from snnc.compiler.errors import ModelError, UnsupportedOpsError
@@ -34,10 +35,6 @@ def _inputs(case: Path) -> np.ndarray:
     return numpy_helper.to_array(onnx.load_tensor(str(case / "test_data_set_0" / "input_0.pb")))
 
 
-def _max_rel_error(ours: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.max(np.abs(ours - ref)) / max(np.max(np.abs(ref)), 1e-6))
-
-
 def test_the_data_is_there() -> None:
     assert len(CASES) > 70
 
@@ -55,8 +52,8 @@ def test_executor_matches_onnxruntime(name: str) -> None:
         onnx.load_tensor(str(case / "test_data_set_0" / "output_0.pb")))
     ours = run(graph, x)
     assert ours.shape == ref.shape
-    assert _max_rel_error(ours, ref) <= 1e-4
-    assert _max_rel_error(ours, shipped) <= 1e-4
+    assert max_rel_error(ours, ref) <= 1e-4
+    assert max_rel_error(ours, shipped) <= 1e-4
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED & set(CASES)))
@@ -90,4 +87,4 @@ def test_zoo_dropout_masks_nothing_reads_are_identities(name: str) -> None:
         session = ort.InferenceSession(prepare(model).SerializeToString(),
                                        providers=["CPUExecutionProvider"])
         (ref,) = session.run(None, {session.get_inputs()[0].name: x})
-        assert _max_rel_error(run(graph, x), ref) <= 1e-4
+        assert max_rel_error(run(graph, x), ref) <= 1e-4

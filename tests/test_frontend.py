@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from helpers import SeededRandom, max_rel_error, ort_run, parse_model
 from onnx import numpy_helper, parser
 
 from snnc.compiler.errors import InputFileError, ModelError, UnsupportedOpsError
@@ -22,45 +23,19 @@ from snnc.compiler.ir.verify import verify
 from snnc.frontends.onnx import import_model, load_onnx, prepare, read_model, supported_ops
 
 DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
-RNG = np.random.default_rng(1)
+rand = SeededRandom(1)
 
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     """The same random data for a test however the tests are selected or ordered."""
-    global RNG
-    RNG = np.random.default_rng(1)
-
-
-def parse(text: str, opset: int = 13, consts: dict[str, np.ndarray] | None = None,
-          extra_opsets: str = "") -> onnx.ModelProto:
-    """A model from the body of ONNX's text format (`graph (...) => (...) {...}`)."""
-    ir = 7 if opset <= 12 else 8 if opset <= 18 else 10
-    model = onnx.parser.parse_model(
-        f'<ir_version: {ir}, opset_import: ["" : {opset}{extra_opsets}]>\n{text}')
-    for name, value in (consts or {}).items():
-        model.graph.initializer.append(numpy_helper.from_array(value, name))
-    return model
+    rand.reset()
 
 
 def save(model: onnx.ModelProto, tmp_path: Path, name: str = "model.onnx") -> Path:
     path = tmp_path / name
     onnx.save(model, path)
     return path
-
-
-def rand(*shape: int) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
-
-
-def ort_run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(model.SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
-
-
-def max_rel_error(ours: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.max(np.abs(ours - ref)) / max(np.max(np.abs(ref)), 1e-6))
 
 
 def import_error(model: onnx.ModelProto, kind: type[ModelError] = ModelError) -> ModelError:
@@ -72,7 +47,7 @@ def import_error(model: onnx.ModelProto, kind: type[ModelError] = ModelError) ->
 # ---- unsupported ops -----------------------------------------------------------------------
 
 def test_every_unsupported_op_in_one_error() -> None:
-    model = parse("""
+    model = parse_model("""
         g (float[N, 3, 4, 4] x) => (float[N, 3, 4, 4] y) {
             [first_sigmoid] s = Sigmoid (x)
             [between] r = Relu (s)
@@ -96,7 +71,7 @@ def test_every_unsupported_op_in_one_error() -> None:
 
 
 def test_unnamed_node_is_named_by_its_output() -> None:
-    model = parse("""
+    model = parse_model("""
         g (float[N, 3] x) => (float[N, 3] y) {
             y = Sigmoid (x)
         }""")
@@ -104,7 +79,7 @@ def test_unnamed_node_is_named_by_its_output() -> None:
 
 
 def test_non_default_domain_is_reported() -> None:
-    model = parse("""
+    model = parse_model("""
         g (float[N, 3, 4, 4] x) => (float[N, 3, 4, 4] y) {
             [fused] g = com.microsoft.Gelu (x)
             y = Relu (g)
@@ -234,7 +209,7 @@ REFUSED = {
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_refused_with_node_name(case: str) -> None:
     text, opset, consts, name, op, words = REFUSED[case]
-    model = parse(text, opset, consts)
+    model = parse_model(text, opset, consts)
     output = next(n.output[0] for n in model.graph.node if n.name == name)
     error = import_error(model)
     message = str(error)
@@ -247,7 +222,7 @@ def test_refused_with_node_name(case: str) -> None:
 # ---- the graph's input and output ----------------------------------------------------------
 
 def test_two_inputs_refused() -> None:
-    model = parse("""
+    model = parse_model("""
         g (float[N, 3] a, float[N, 3] b) => (float[N, 3] y) {
             y = Add (a, b)
         }""")
@@ -256,7 +231,7 @@ def test_two_inputs_refused() -> None:
 
 
 def test_two_outputs_refused() -> None:
-    model = parse("""
+    model = parse_model("""
         g (float[N, 3] x) => (float[N, 3] y, float[N, 3] z) {
             y = Relu (x)
             z = Relu (y)
@@ -265,7 +240,7 @@ def test_two_outputs_refused() -> None:
 
 
 def test_output_independent_of_input_refused() -> None:
-    model = parse("""
+    model = parse_model("""
         g (float[N, 3] x) => (float[3] y) {
             y = Constant <value = float[3] {1, 2, 3}> ()
         }""")
@@ -273,7 +248,7 @@ def test_output_independent_of_input_refused() -> None:
 
 
 def test_integer_input_refused() -> None:
-    model = parse("""
+    model = parse_model("""
         g (int64[N, 3] x) => (int64[N, 3] y) {
             y = Relu (x)
         }""")
@@ -289,14 +264,14 @@ DYNAMIC = """
 
 
 def test_dynamic_spatial_dims_need_input_shape(tmp_path: Path) -> None:
-    path = save(parse(DYNAMIC, consts={"w": rand(2, 1, 3, 3)}), tmp_path)
+    path = save(parse_model(DYNAMIC, consts={"w": rand(2, 1, 3, 3)}), tmp_path)
     with pytest.raises(ModelError) as info:
         load_onnx(path)
     assert "--input-shape" in str(info.value) and "'x'" in str(info.value)
 
 
 def test_input_shape_sets_dynamic_dims(tmp_path: Path) -> None:
-    model = parse(DYNAMIC, consts={"w": rand(2, 1, 3, 3)})
+    model = parse_model(DYNAMIC, consts={"w": rand(2, 1, 3, 3)})
     graph = load_onnx(save(model, tmp_path), input_shape=(1, 8, 6))
     assert graph.input.shape == (1, 8, 6)
     assert graph.output_node.shape == (2, 8, 6)
@@ -305,13 +280,13 @@ def test_input_shape_sets_dynamic_dims(tmp_path: Path) -> None:
 
 
 def test_input_shape_of_wrong_rank_refused(tmp_path: Path) -> None:
-    path = save(parse(DYNAMIC, consts={"w": rand(2, 1, 3, 3)}), tmp_path)
+    path = save(parse_model(DYNAMIC, consts={"w": rand(2, 1, 3, 3)}), tmp_path)
     with pytest.raises(ModelError, match="--input-shape"):
         load_onnx(path, input_shape=(8, 6))
 
 
 def test_dynamic_batch_is_fine(tmp_path: Path) -> None:
-    model = parse("""
+    model = parse_model("""
         g (float[batch_size, 2, 5] x) => (float[batch_size, 2, 5] y) {
             y = Relu (x)
         }""")
@@ -323,7 +298,7 @@ def test_dynamic_batch_is_fine(tmp_path: Path) -> None:
 
 
 def test_rank_1_input_refused() -> None:
-    model = parse("""
+    model = parse_model("""
         g (float[N] x) => (float[N] y) {
             y = Relu (x)
         }""")
@@ -371,7 +346,7 @@ def test_opset_newer_than_onnx_refused() -> None:
 
 @pytest.mark.parametrize("opset", [9, 13, 21, 22, 23])
 def test_supported_opsets(opset: int) -> None:
-    model = parse("""
+    model = parse_model("""
         g (float[N, 3] x) => (float[N, 3] y) {
             y = Relu (x)
         }""", opset)
@@ -381,7 +356,7 @@ def test_supported_opsets(opset: int) -> None:
 @pytest.mark.parametrize("opset", [13, 18, 21, 22, 23])
 def test_common_ops_match_onnxruntime_in_each_tested_opset(opset: int) -> None:
     """Opsets 22 and 23 only widen the types of these ops; the IR is the same everywhere."""
-    model = parse("""
+    model = parse_model("""
         g (float[N, 2, 8, 8] x) => (float[N, 4] y) {
             c = Conv <pads = [1, 1, 1, 1]> (x, w)
             b = BatchNormalization (c, s, t, t, s)
@@ -411,7 +386,7 @@ def test_common_ops_match_onnxruntime_in_each_tested_opset(opset: int) -> None:
 @pytest.mark.parametrize("opset", [9, 12, 13, 22])
 def test_dropout_with_an_unused_mask_is_the_identity(opset: int) -> None:
     """Old exporters (and the zoo's VGG-19, SqueezeNet) give every Dropout a mask output."""
-    model = parse("""
+    model = parse_model("""
         g (float[N, 3, 4, 4] x) => (float[N, 3, 4, 4] y) {
             [drop] d, mask = Dropout (x)
             y = Relu (d)
@@ -424,7 +399,7 @@ def test_dropout_with_an_unused_mask_is_the_identity(opset: int) -> None:
 
 def test_castlike_constants_fold() -> None:
     """dynamo with optimize=False: every scalar is CastLike'd to the activation's type."""
-    model = parse("""
+    model = parse_model("""
         g (float[N, 3] x) => (float[N, 3] y) {
             lo = CastLike (zero, x)
             hi = CastLike (six, x)
@@ -476,7 +451,7 @@ def test_unsupported_op_inside_a_local_function_is_named() -> None:
 
 
 def test_checker_rejection_is_a_model_error() -> None:
-    model = parse("""
+    model = parse_model("""
         g (float[N, 3] x) => (float[N, 3] y) {
             y = Relu (x)
             y = Relu (x)
@@ -629,7 +604,7 @@ LINE = re.compile(r"^%(?P<name>\S+) : f32\[N(?P<shape>(,\d+)*)\] = (?P<op>\w+)"
 
 
 def _branching_graph() -> Graph:
-    model = parse("""
+    model = parse_model("""
         g (float[N, 3, 4, 4] x) => (float[N, 6, 2, 2] y) {
             [c] c = Conv <pads = [1, 1, 1, 1]> (x, w)
             [r] r = Relu (c)

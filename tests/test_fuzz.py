@@ -1,14 +1,10 @@
-"""A short run of the byte-mutation fuzzer (benchmarks/fuzz has the long one): mutants of
-valid ONNX files either compile or fail with our own errors; no bug, crash or hang."""
+"""A short run of the byte-mutation fuzzer (tests/fuzz_onnx.py; benchmarks/fuzz/fuzz_onnx.py
+runs it long): mutants of valid ONNX files either compile or fail with our own errors; no bug,
+crash or hang."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz"))
-
-from fuzz_onnx import fuzz  # noqa: E402
+from fuzz_onnx import fuzz
 
 
 def test_mutated_models_only_give_our_errors() -> None:

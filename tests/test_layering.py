@@ -172,3 +172,28 @@ def test_no_import_cycles() -> None:
         if module not in index:
             connect(module)
     assert cycles == []
+
+
+def test_no_test_imports_benchmarks() -> None:
+    """The tests import the package and tests/ only, never benchmarks/: neither by a module
+    that only benchmarks/ has nor by putting a benchmarks folder on sys.path."""
+    tests = ROOT / "tests"
+    ours = [p for p in (ROOT / "benchmarks").rglob("*.py")  # not in a .venv of theirs
+            if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)]
+    only_there = {p.stem for p in ours} - {p.stem for p in tests.glob("*.py")}
+    found = []
+    for path in sorted(tests.glob("*.py")):
+        text = path.read_text()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                names = []
+            found += [f"{path.name}: import {name}" for name in names
+                      if name.split(".")[0] in only_there | {"benchmarks"}]
+            if (isinstance(node, ast.Call) and "sys.path" in ast.unparse(node.func)
+                    and "benchmarks" in ast.unparse(node)):
+                found.append(f"{path.name}: {ast.unparse(node)}")
+    assert found == []

@@ -9,8 +9,8 @@ import re
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
+from helpers import SeededRandom, make_model, max_rel_error, ort_run
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
@@ -19,50 +19,13 @@ from snnc.compiler.ir.graph import Graph
 from snnc.compiler.ir.printer import to_json, to_text
 from snnc.frontends.onnx import import_model, prepare
 
-RNG = np.random.default_rng(0)
+rand = SeededRandom(0)
 
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     """The same random data for a test however the tests are selected or ordered."""
-    global RNG
-    RNG = np.random.default_rng(0)
-
-
-def _ir_version(opset: int) -> int:
-    return 7 if opset <= 12 else 8 if opset <= 18 else 9 if opset <= 20 else 10
-
-
-def make_model(body: str, x_shape: tuple[int | str, ...], *, opset: int = 13,
-               consts: dict[str, np.ndarray] | None = None,
-               y_shape: tuple[int | str, ...] | None = None) -> onnx.ModelProto:
-    """A model with input `x` and output `y`; `consts` become initializers. The output's shape
-    is `y_shape`, or what ONNX shape inference finds."""
-    y_type = "float" if y_shape is None else f"float[{','.join(map(str, y_shape))}]"
-    model = onnx.parser.parse_model(
-        f'<ir_version: {_ir_version(opset)}, opset_import: ["" : {opset}]>\n'
-        f"g (float[{','.join(map(str, x_shape))}] x) => ({y_type} y) {{\n{body}\n}}"
-    )
-    for name, value in (consts or {}).items():
-        model.graph.initializer.append(numpy_helper.from_array(value, name))
-    if y_shape is None:
-        model.graph.output[0].type.tensor_type.ClearField("shape")  # not a scalar: unknown
-        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    return model
-
-
-def rand(*shape: int) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
-
-
-def max_rel_error(ours: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.max(np.abs(ours - ref)) / max(np.max(np.abs(ref)), 1e-6))
-
-
-def reference(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(model.SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
-    return session.run(None, {"x": x})[0]
+    rand.reset()
 
 
 def check(model: onnx.ModelProto, x: np.ndarray, *, by_onnx: bool = False) -> Graph:
@@ -73,7 +36,7 @@ def check(model: onnx.ModelProto, x: np.ndarray, *, by_onnx: bool = False) -> Gr
     if by_onnx:
         ref = np.asarray(ReferenceEvaluator(model).run(None, {"x": x})[0])
     else:
-        ref = reference(model, x)
+        ref = ort_run(model, x)
     assert ours.shape == ref.shape
     assert ours.dtype == np.float32
     assert max_rel_error(ours, ref) <= 1e-4
@@ -250,7 +213,7 @@ def test_matmul_on_last_axis() -> None:
 def test_batchnorm(shape: tuple[int, ...]) -> None:
     c = shape[0]
     consts = {"g": rand(c), "b": rand(c), "m": rand(c),
-              "v": RNG.uniform(0.5, 2.0, c).astype(np.float32)}
+              "v": rand.rng.uniform(0.5, 2.0, c).astype(np.float32)}
     model = make_model("y = BatchNormalization <epsilon = 0.001> (x, g, b, m, v)", ("N", *shape),
                        consts=consts)
     check(model, rand(2, *shape))
@@ -513,7 +476,7 @@ def test_other_float_inputs(dtype: str) -> None:
         model.graph.initializer.append(numpy_helper.from_array(value.astype(np_type), name))
     x = rand(2, 2, 5, 5).astype(np_type)
     ours = run(import_model(prepare(model)), x)
-    ref = reference(model, x).astype(np.float32)
+    ref = ort_run(model, x).astype(np.float32)
     assert max_rel_error(ours, ref) <= (1e-4 if dtype == "double" else 1e-2)
 
 
@@ -563,7 +526,7 @@ def test_small_cnn() -> None:
         y = Softmax (l)
     """
     consts = {"w1": rand(4, 2, 3, 3), "b1": rand(4), "g": rand(4), "be": rand(4), "m": rand(4),
-              "v": RNG.uniform(0.5, 2, 4).astype(np.float32), "w2": rand(4, 1, 2, 2),
+              "v": rand.rng.uniform(0.5, 2, 4).astype(np.float32), "w2": rand(4, 1, 2, 2),
               "lo": np.array(0, np.float32), "hi": np.array(6, np.float32),
               "w3": rand(5, 4), "b3": rand(5)}
     graph = check(make_model(body, ("N", 2, 7, 7), consts=consts), rand(3, 2, 7, 7))

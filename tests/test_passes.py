@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import max_rel_error
 from onnx import numpy_helper
 from onnx.parser import parse_model
 
@@ -65,10 +66,6 @@ def bn_params(rng: np.random.Generator, c: int) -> dict:
 def bn(b: GraphBuilder, name: str, inp: str, rng: np.random.Generator) -> str:
     c = b.shape(inp)[0]
     return b.add(name, "batchnorm", [inp], {"epsilon": 1e-3}, **bn_params(rng, c))
-
-
-def max_rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-12))
 
 
 def ops(graph: Graph) -> list[str]:

@@ -97,7 +97,12 @@ def test_cli_eval_report(tmp_path: Path, digits_model: Path, digits_calib: Path,
                  str(tmp_path / "r")]) == 0
     assert "report.html" in capsys.readouterr().out
     text = (tmp_path / "r" / "report.html").read_text()
-    assert len(_images(text)) >= 2 and (tmp_path / "r" / "accuracy.png").is_file()
+    # --report implies --per-layer: all four plots, none skipped, without asking for it
+    images = _images(text)
+    assert len(images) == 4 and all(i.startswith(PNG_MAGIC) for i in images)
+    assert "Plot skipped" not in text and "No per-layer data" not in text
+    for file, _, _ in PLOTS:
+        assert (tmp_path / "r" / file).read_bytes().startswith(PNG_MAGIC)
 
 
 def _chromium() -> str | None:
