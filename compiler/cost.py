@@ -111,16 +111,24 @@ def macs(graph: Graph) -> int:
     return sum(synapses(node) for node in graph.nodes)
 
 
-def upstream_macs(graph: Graph, name: str) -> int:
-    """Multiply-adds of the layers node `name` depends on (what simulating up to it costs)."""
+def _cone(graph: Graph, name: str, through_neurons: bool) -> set[str]:
+    """Node `name` and the nodes it depends on; without `through_neurons`, not looking behind
+    the IF nodes it reaches (they are where a replayed simulation starts)."""
     seen: set[str] = set()
     stack = [name]
     while stack:
         current = stack.pop()
         if current not in seen:
             seen.add(current)
-            stack.extend(graph.node(current).inputs)
-    return sum(synapses(graph.node(n)) for n in seen)
+            node = graph.node(current)
+            if through_neurons or current == name or node.op != "if":
+                stack.extend(node.inputs)
+    return seen
+
+
+def upstream_macs(graph: Graph, name: str) -> int:
+    """Multiply-adds of the layers node `name` depends on (what simulating up to it costs)."""
+    return sum(synapses(graph.node(n)) for n in _cone(graph, name, through_neurons=True))
 
 
 def calibration_macs(graph: Graph, timesteps: int) -> int:
@@ -133,16 +141,7 @@ def calibration_macs(graph: Graph, timesteps: int) -> int:
 def window_macs(graph: Graph, name: str) -> int:
     """Multiply-adds of the layers between node `name` and the IF nodes feeding it (itself
     included): what simulating it from their recorded spike trains costs."""
-    seen: set[str] = set()
-    stack = [name]
-    while stack:
-        current = stack.pop()
-        if current not in seen:
-            seen.add(current)
-            node = graph.node(current)
-            if current == name or node.op != "if":
-                stack.extend(node.inputs)
-    return sum(synapses(graph.node(n)) for n in seen)
+    return sum(synapses(graph.node(n)) for n in _cone(graph, name, through_neurons=False))
 
 
 def replay_calibration_macs(graph: Graph, timesteps: int) -> int:

@@ -40,7 +40,7 @@ import numpy as np
 from snnc.api import compile
 from snnc.backends.numpy.simulator import DEFAULT_ENGINE
 from snnc.compiler.errors import DataError, UsageError
-from snnc.compiler.executor import run_all, run_batched
+from snnc.compiler.executor import run, run_all
 from snnc.compiler.ops.neuron import max_count
 from snnc.compiler.rate_bound import rate_bound_graph
 from snnc.compiler.tuning import TuningCache, graph_digest
@@ -107,13 +107,9 @@ def bound_accuracy(net: CompiledNetwork, x: np.ndarray, y: np.ndarray,
     graph = rate_bound_graph(net.graph, timesteps) if net.target == "numpy" else None
     if graph is None:
         return None
-    hits = 0
-    for start, values in zip(range(0, len(x), 256),  # noqa: B905 - the same batches
-                             run_batched(graph, x, 256, keep=lambda n: n == graph.output)):
-        out = values[graph.output]
-        hits += int((out.reshape(len(out), -1).argmax(axis=1)
-                     == y[start:start + len(out)]).sum())
-    return hits / len(x)
+    batches = (x[s:s + 256] for s in range(0, len(x), 256))  # bounded memory
+    pred = np.concatenate([run(graph, b).reshape(len(b), -1).argmax(axis=1) for b in batches])
+    return float((pred == y).mean())
 
 
 def _ticks(bar: Any, per_sample: int) -> Any:

@@ -174,16 +174,22 @@ def _eval(node: Node, inputs: Sequence[np.ndarray]) -> np.ndarray:
                 a["dilations"], a["groups"], _unrolled(node, inputs[0].shape[1:]))
 
 
-def _describe(node: Node) -> str:
+def window_settings(node: Node, extra: Sequence[str] = ()) -> str:
+    """`k=3x3, s=1,1, p=1,1,1,1[, extra...][, d=..][, g=..]`: a conv-like node's window, as
+    the printer shows it (conv, conv_transpose with its output padding as `extra`)."""
     a = node.attrs
     k = "x".join(str(s) for s in node.params["weight"].shape[2:])
     parts = [f"k={k}", f"s={','.join(map(str, a['strides']))}",
-             f"p={','.join(map(str, a['pads']))}"]
+             f"p={','.join(map(str, a['pads']))}", *extra]
     if any(d != 1 for d in a["dilations"]):
         parts.append(f"d={','.join(map(str, a['dilations']))}")
     if a["groups"] != 1:
         parts.append(f"g={a['groups']}")
     return ", ".join(parts)
+
+
+def _describe(node: Node) -> str:
+    return window_settings(node)
 
 
 register(OpDef("conv", conv_shape, _eval, _describe, linear=True))

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..ir.graph import Node
+from .conv import window_settings
 from .parallel import split_rows
 from .registry import OpDef, Shape, register
 
@@ -93,16 +94,8 @@ def _eval(node: Node, inputs: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _describe(node: Node) -> str:
-    a = node.attrs
-    parts = [f"k={'x'.join(str(s) for s in node.params['weight'].shape[2:])}",
-             f"s={','.join(map(str, a['strides']))}", f"p={','.join(map(str, a['pads']))}"]
-    if any(a["output_padding"]):
-        parts.append(f"op={','.join(map(str, a['output_padding']))}")
-    if any(d != 1 for d in a["dilations"]):
-        parts.append(f"d={','.join(map(str, a['dilations']))}")
-    if a["groups"] != 1:
-        parts.append(f"g={a['groups']}")
-    return ", ".join(parts)
+    padding = node.attrs["output_padding"]
+    return window_settings(node, [f"op={','.join(map(str, padding))}"] if any(padding) else [])
 
 
 register(OpDef("conv_transpose", _shape, _eval, _describe, linear=True))
