@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 	# plus the deps it really uses (issue #3)
 	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python lava-nc==0.10.0
 	$(BIN)/python -m pip install --quiet "asteval>=0.9.31,<0.10" scipy scikit-learn
+	@# lava-dl 0.6.0 (netx, the reader the netx tests load files with) declares python<3.11
+	@# and torchvision/opencv/pillow for slayer's object detection, which netx never uses
+	@# (compat.py makes that import optional); netx itself needs lava-nc, h5py and torch
+	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python lava-dl==0.6.0
 	@# independent NIR consumers for the interop tests: Sinabs (it pins an older nir, which
 	@# it does not need, so it goes in without its declared dependencies). torch 2.13.0 is
 	@# the CPU wheel; other versions download CUDA builds.

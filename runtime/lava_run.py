@@ -32,16 +32,32 @@ def lava_trace(net: CompiledNetwork, x: np.ndarray, timesteps: int, raster: bool
     'sparse' runs every conv synapse as Sparse, 'dense' as Dense up to a size
     (backends/lava/plan.py)."""
     from snnc.backends.lava.network import run_lava
-    from snnc.backends.lava.plan import build_plan
+    from snnc.backends.lava.sd_plan import build_any_plan as build_plan
 
     mode = _mode(net)
     x = check_input(net.graph, x)
     plan = build_plan(net.graph, mode, conv)
+    if plan.decode == "sum":  # sigma-delta: the sink's sum of messages, not a rate
+        raw = _sigma_delta(net, plan, x, timesteps, progress)
+        outputs = raw.acc / plan.readout_scale + plan.readout_bias[None, :]
+        outputs = outputs.reshape(len(x), *net.graph.output_node.shape).astype(np.float32)
+        return RunResult(timesteps, outputs, dict(raw.counts), dict(raw.payload)), raw
     raw = run_lava(plan, input_currents(net.graph, x, mode == "fixed"), timesteps,
                    raster=raster, progress=progress)
     outputs = raw.acc / (plan.readout_scale * timesteps) + plan.readout_bias[None, :]
     outputs = outputs.reshape(len(x), *net.graph.output_node.shape).astype(np.float32)
-    return RunResult(timesteps, outputs, dict(raw.counts)), raw
+    return RunResult(timesteps, outputs, dict(raw.counts), dict(raw.payload)), raw
+
+
+def _sigma_delta(net: CompiledNetwork, plan: Any, x: np.ndarray, timesteps: int,
+                 progress: Any) -> Any:
+    """Stock processes, one fresh runtime per sample (backends/lava/sd_network.py); the
+    messages are always recorded, since stock SigmaDelta processes count nothing."""
+    from snnc.backends.lava.sd_network import run_sigma_delta
+    from snnc.compiler.loihi.quantize_sigma_delta import quantize_input
+
+    inputs = quantize_input(net.graph, x) if plan.mode == "fixed" else x.reshape(len(x), -1)
+    return run_sigma_delta(plan, inputs, timesteps, raster=True, progress=progress)
 
 
 def run_in_lava(net: CompiledNetwork, x: np.ndarray, timesteps: int,
@@ -60,8 +76,9 @@ class Comparison:
 def compare_with_numpy(net: CompiledNetwork, x: np.ndarray, timesteps: int,
                        progress: Any = None, conv: str = "lava") -> Comparison:
     """Lava vs NumPy: fixed point (loihi) must agree bit for bit in every layer at every step
-    and in the readout; float (lava) must give the same spike counts and outputs within 1e-5
-    relative."""
+    (the payload n of every message of graded and signed layers, not only whether one was
+    sent) and in the readout; float (lava) must give the same message counts, payloads and
+    outputs within 1e-5 relative. Graded layers' payload totals count as `<layer>:payload`."""
     from snnc.backends.numpy import simulate
     from snnc.backends.numpy.loihi import simulate_loihi
 
@@ -70,13 +87,26 @@ def compare_with_numpy(net: CompiledNetwork, x: np.ndarray, timesteps: int,
     if net.target == "loihi":
         ref = simulate_loihi(net.graph, x, [timesteps], rasters=True)
         mism = {k: int((raw.rasters[k] != ref.rasters[k]).sum()) for k in ref.rasters}
+        mism.update(_payload_mismatches(result, {k: v[0] for k, v in ref.spikes.items()},
+                                        {k: v[0] for k, v in ref.payload.items()}))
         mism["output"] = int((raw.acc != ref.acc).sum())
         diff = float(np.abs(raw.acc - ref.acc).max(initial=0))
         return Comparison(not any(mism.values()), mism, diff, result)
     sim = simulate(net.graph, x, [timesteps])  # the reference engine
     mism = {k: int((result.spikes[k] != v[0]).sum()) for k, v in sim.spikes.items()}
+    mism.update(_payload_mismatches(result, {k: v[0] for k, v in sim.spikes.items()},
+                                    {k: v[0] for k, v in sim.payload.items()}))
     scale = float(np.abs(sim.outputs[0]).max(initial=0)) or 1.0
     diff = float(np.abs(result.outputs - sim.outputs[0]).max(initial=0)) / scale
     mism["output"] = int(diff > 1e-5) + int(
         (result.predictions != sim.outputs[0].reshape(len(x), -1).argmax(1)).sum())
     return Comparison(not any(mism.values()), mism, diff, result)
+
+
+def _payload_mismatches(lava: RunResult, spikes: dict[str, np.ndarray],
+                        payload: dict[str, np.ndarray]) -> dict[str, int]:
+    """Samples whose payload total (sum |n|) differs, per layer that either side reports
+    payloads for (graded or signed); a layer without them carries its message count."""
+    return {f"{k}:payload": int((lava.payload.get(k, lava.spikes[k])
+                                 != payload.get(k, spikes[k])).sum())
+            for k in sorted(set(lava.payload) | set(payload))}

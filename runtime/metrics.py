@@ -13,7 +13,8 @@
   Loihi 2 brief 2021; Lava's Dense with num_message_bits > 0 computes weights.dot(payloads)).
   So zeta counts messages, not the payload, and each synaptic operation a graded message causes
   is charged as a MAC (4.6 pJ: Horowitz's 32-bit float multiply 3.7 pJ + add 0.9 pJ), not an
-  AC: `graded_sops`.
+  AC: `graded_sops`. Sigma-delta neurons (`sd`) always send graded messages (the change of
+  their activation).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ WEIGHTED = ("conv", "conv_transpose", "linear", "sparse")
 
 
 def spiking_sources(graph: Graph, name: str) -> list[str]:
-    """The IF layers whose spikes reach layer `name` through non-weighted ops (pooling,
-    reshapes, adds); an empty list means the layer sees only the analog input."""
+    """The spiking (IF or sigma-delta) layers whose messages reach layer `name` through
+    non-weighted ops (pooling, reshapes, adds); an empty list: it sees only the analog input."""
     sources: list[str] = []
     stack = list(graph.node(name).inputs)
     seen: set[str] = set()
@@ -43,7 +44,7 @@ def spiking_sources(graph: Graph, name: str) -> list[str]:
         if current.name in seen:
             continue
         seen.add(current.name)
-        if current.op == "if":
+        if current.op in ("if", "sd"):
             sources.append(current.name)
         elif current.op not in WEIGHTED:
             stack.extend(current.inputs)
@@ -88,5 +89,5 @@ def op_counts(graph: Graph, spikes_per_sample: Mapping[str, float]) -> OpCounts:
         total = sum(neurons)
         sops += sum(spikes_per_sample.get(s, 0.0) for s in sources) / total * n
         graded += sum(spikes_per_sample.get(s, 0.0) for s in sources
-                      if max_count(graph.node(s)) > 1) / total * n
+                      if graph.node(s).op == "sd" or max_count(graph.node(s)) > 1) / total * n
     return OpCounts(ann, macs, sops, graded)

@@ -73,7 +73,7 @@ def _loihi_numpy(graph: Graph, x: np.ndarray, timesteps: Sequence[int], batch_si
 
     # chunked inside (bounded memory for any batch); no rasters: only counts and outputs
     r = simulate_loihi(graph, x, timesteps, batch_size, progress, rasters=False)
-    return SimulationResult(r.timesteps, r.outputs, r.spikes)
+    return SimulationResult(r.timesteps, r.outputs, r.spikes, r.payload)
 
 
 def load(path: str | os.PathLike[str]) -> CompiledNetwork:

@@ -24,15 +24,25 @@ from snnc.compiler.loihi.feasibility import check_feasible
 from snnc.compiler.loihi.map_cores import CoreLimits
 from snnc.compiler.passes import DEFAULT_PIPELINE, DumpSpec, NormSpec, PassOptions, run_pipeline
 from snnc.compiler.passes.convert import check_spike_bits
-from snnc.compiler.passes.manager import SPIKE_OUTPUT, TARGET_PASSES, split_pipeline
+from snnc.compiler.passes.manager import (
+    FOLD_BATCHNORM,
+    LOWER_MAXPOOL,
+    SIGMA_DELTA_PIPELINE,
+    SPIKE_OUTPUT,
+    TARGET_PASSES,
+    split_pipeline,
+)
 from snnc.compiler.passes.recognise_activations import recognise_activations
 from snnc.compiler.tuning import TuningCache, choose, norm_candidates
 from snnc.frontends.onnx import load_onnx
-from snnc.presets import DEFAULT_PRESET, preset_options
+from snnc.presets import DEFAULT_PRESET, PRESETS, preset_options
 from snnc.runtime import CompiledNetwork, load, load_data
 
 TARGETS = ("numpy", "lava", "loihi", "nir", "netx")
 # targets written as a file of another tool's format, not as an .snn artifact
+# max pooling as ReLU tournaments (compiler/passes/lower_maxpool.py: what chip neurons
+# compute; the default for sigma-delta) or snnc's spiking max pool (a host process on Lava)
+MAXPOOL_MODES = ("relu", "spiking")
 LOIHI_TARGETS = ("lava", "loihi")  # lowered to synapses and mapped to neurocores
 EXPORT_SUFFIX = {"nir": ".nir", "netx": ".net"}  # .net: lava-dl's netx HDF5 files
 _LATER: dict[str, str] = {}
@@ -78,6 +88,7 @@ def compile(  # noqa: A001 - the public name users expect
     neuron: str | None = None,
     calibrate: str | None = None,
     decode: str = "potential",
+    maxpool: str | None = None,
     input_shape: Sequence[int] | None = None,
     pipeline: Sequence[str] = DEFAULT_PIPELINE,
     dump_ir: str | None = None,
@@ -99,8 +110,9 @@ def compile(  # noqa: A001 - the public name users expect
     `device` the torch engine's: cpu, cuda, cuda:N).
     `max_chips` bounds the Loihi 2 chips the lava/loihi network may need (`core_limits`:
     every per-core and per-chip limit, compiler/loihi/map_cores.py).
-    `spike_bits` B > 1 makes graded neurons (up to 2^B - 1 counts per message, numpy target
-    only); `max_spike_bits` M > B lets tuning pick B in B..M on the calibration data.
+    `spike_bits` B > 1 makes graded neurons (up to 2^B - 1 counts per message; numpy, lava
+    and loihi targets); `max_spike_bits` M > B lets tuning pick B in B..M on the calibration
+    data.
     `cache` (compiler.tuning.TuningCache) shares tuning work between compiles of the same
     model (path or Graph object) and calibration array, e.g. for several T (`snnc eval`)."""
     check_target(target)
@@ -128,19 +140,22 @@ def compile(  # noqa: A001 - the public name users expect
     if calib_x is None and calibrate is None:
         method = "none"  # a preset's calibration needs data; trained thresholds need none
     shift, picked = chosen["shift"], chosen.get("neuron", "if")
+    pipeline = tuple(pipeline)
+    if picked == "sigma-delta":  # settles to the ANN: nothing to shift or calibrate for T
+        spec, shift, method, pipeline = _sigma_delta_options(spec, shift, calibrate, pipeline)
     if picked == "auto" or (picked == "signed" and neuron is None):
         picked = "signed" if target == "numpy" else "if"  # a preset's signed: where it runs
     neuron = picked
-    if neuron == "signed" and target in ("lava", "loihi", "netx"):
-        raise UsageError(f"--neuron signed emits negative spikes, which need graded spikes "
-                         f"that snnc's Lava processes do not model yet; --target {target} "
-                         "supports --neuron if or lif (use --target numpy for signed)")
+    if neuron == "signed" and target == "netx":  # lava/loihi: signed graded payloads
+        raise UsageError("--neuron signed emits negative spikes, which netx's CUBA neurons "
+                         "(one binary spike) cannot hold; --target netx supports --neuron if "
+                         "or lif (use --target numpy, lava or loihi for signed)")
     bits, max_bits = _spike_bits(spike_bits, max_spike_bits, neuron)
-    if max_bits > 1 and target != "numpy":
+    if max_bits > 1 and target not in ("numpy", *LOIHI_TARGETS):
         flag = f"--spike-bits {bits}" if bits > 1 else f"--max-spike-bits {max_bits}"
         raise UsageError(f"{flag}: graded spikes carry a count in each message, which "
-                         f"--target {target} cannot express yet; use --target numpy until "
-                         "graded spikes land in Lava (or --spike-bits 1)")
+                         f"--target {target} cannot express (its neurons send binary "
+                         "spikes); use --target numpy, lava or loihi (or --spike-bits 1)")
     limits = core_limits
     if max_chips is not None:
         if int(max_chips) < 1:
@@ -152,7 +167,12 @@ def compile(  # noqa: A001 - the public name users expect
                           progress=progress, core_limits=limits)
     if target in LOIHI_TARGETS:  # refuse in seconds what the Loihi passes would refuse
         check_feasible(graph, calib_x, neuron, limits)
-    pipeline = tuple(pipeline)
+    pool = maxpool or ("relu" if neuron == "sigma-delta" else "spiking")
+    if pool not in MAXPOOL_MODES:
+        raise UsageError(f"--maxpool '{maxpool}' is not one of: {', '.join(MAXPOOL_MODES)}")
+    if pool == "relu" and LOWER_MAXPOOL not in pipeline:  # ReLU trees, before the thresholds
+        k = pipeline.index(FOLD_BATCHNORM) + 1 if FOLD_BATCHNORM in pipeline else 0
+        pipeline = (*pipeline[:k], LOWER_MAXPOOL, *pipeline[k:])
     if decode == "spikes":
         pipeline = (SPIKE_OUTPUT, *pipeline)
     tried: list[dict[str, Any]] = []
@@ -176,6 +196,8 @@ def compile(  # noqa: A001 - the public name users expect
         "shift": shift, "neuron": neuron, "calibrate": options.calibrate, "decode": decode,
         "engine": engine,
         **({"device": device} if device is not None else {}),
+        # lowered max pools only: other artifacts stay byte-identical
+        **({"maxpool": pool} if pool != "spiking" else {}),
         "pipeline": list(pipeline),
         # graded spikes only: a binary network's settings (and artifact) stay as they were
         **({"spike_bits": options.spike_bits} if max_bits > 1 else {}),
@@ -187,6 +209,23 @@ def compile(  # noqa: A001 - the public name users expect
     if note:
         settings["tuning_note"] = note  # what the compute budget changed
     return CompiledNetwork(snn, target, settings)
+
+
+def _sigma_delta_options(spec: NormSpec, shift: str, calibrate: str | None,
+                         pipeline: tuple[str, ...]
+                         ) -> tuple[NormSpec, str, str, tuple[str, ...]]:
+    """Norm, shift, calibration and pipeline of a sigma-delta compile: per-layer scales (Lava's
+    SigmaDelta holds one vth), no half-step shift, no calibration for T; delta thresholds
+    chosen on the calibration data instead."""
+    if calibrate not in (None, "none") or shift not in ("none", "v0"):
+        raise UsageError(f"--neuron sigma-delta: --calibrate {calibrate} / --shift {shift} tune "
+                         "IF neurons for T; a sigma-delta network settles to the ANN and takes "
+                         "neither (its delta thresholds are chosen on --calib data)")
+    if spec.method == "auto":
+        spec = NormSpec.parse(PRESETS["sigma-delta"]["norm"], False)
+    if pipeline == DEFAULT_PIPELINE:
+        pipeline = SIGMA_DELTA_PIPELINE
+    return spec, "none", "none", pipeline
 
 
 def _simulator(engine: str, device: str | None) -> Any:

@@ -88,11 +88,19 @@ def _add_compile_options(p: argparse.ArgumentParser, several_presets: bool = Fal
                    "initial potential, both, or none")
     p.add_argument("--neuron", choices=("auto", *NEURONS),
                    help="if: reset by subtraction; lif: Lava's stock LIF, reset to zero; "
-                   "signed: may emit a negative spike to take back an early one; auto "
+                   "signed: may emit a negative spike to take back an early one (on "
+                   "lava/loihi a signed graded payload); sigma-delta: Lava's stock "
+                   "SigmaDelta (graded messages of the change of each ReLU activation; "
+                   "settles to the ANN; ReLU models only); auto "
                    "(default): signed for --target numpy, if for the Lava targets")
+    p.add_argument("--maxpool", choices=("relu", "spiking"),
+                   help="relu: max pooling as tournaments of ReLU layers, max(a, b) = "
+                   "relu(a - b) + b (what chip neurons compute; default for sigma-delta); "
+                   "spiking: snnc's spiking max pool (default for IF neurons; a host process "
+                   "on Lava)")
     p.add_argument("--spike-bits", type=int, default=1, metavar="B",
                    help="graded spikes: each message carries up to 2^B - 1 counts of theta "
-                   "(default 1: binary spikes; --target numpy only)")
+                   "(default 1: binary spikes; --target numpy, lava or loihi)")
     p.add_argument("--max-spike-bits", type=int, metavar="M", help="let tuning choose the "
                    "spike bits in B..M on the calibration data: the fewest that agree with "
                    "the ANN best (default M = B: no search)")
@@ -193,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="an ONNX model or an .snn artifact")
     p.add_argument("--format", default="text", choices=sorted(FORMATS))
     p.add_argument("--layers", action="store_true", help="a table per layer with totals")
+    p.add_argument("--placement", action="store_true", help="every Lava process of a lava/"
+                   "loihi artifact: its class and whether it runs on chip or host, and why "
+                   "(--format json: a list of objects)")
     p.add_argument("--svg", metavar="FILE", help="also render the graph with Graphviz")
     return parser
 
@@ -217,7 +228,8 @@ def _write_json(path: str, data: Any) -> None:
 def _compile_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"preset": args.preset, "norm": args.norm, "per_channel": args.per_channel,
             "shift": args.shift, "calibrate": args.calibrate, "neuron": args.neuron,
-            "decode": args.decode, "input_shape": args.input_shape, "engine": args.engine,
+            "decode": args.decode, "maxpool": args.maxpool, "input_shape": args.input_shape,
+            "engine": args.engine,
             "device": args.device,
             "max_chips": getattr(args, "max_chips", None), "spike_bits": args.spike_bits,
             "max_spike_bits": args.max_spike_bits}
@@ -257,8 +269,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
             print(f"snnc: warning: {note}", file=sys.stderr)
     else:
         net.save(output)
-    neurons = sum(int(_prod(n.shape)) for n in net.graph.nodes if n.op == "if")
-    layers = sum(1 for n in net.graph.nodes if n.op == "if")
+    neurons = sum(int(_prod(n.shape)) for n in net.graph.nodes if n.op in ("if", "sd"))
+    layers = sum(1 for n in net.graph.nodes if n.op in ("if", "sd"))
     print(f"compiled {args.model} -> {output}")
     print(f"  target {net.target}, {layers} spiking layers, {neurons} neurons, "
           f"preset {net.options['preset']}, thresholds: {net.options['norm']}, "
@@ -267,6 +279,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
           + (f"spike bits: {net.options['spike_bits']}, " if "spike_bits" in net.options
              else "")
           + f"default T={net.default_timesteps}")
+    if net.graph.meta.get("neuron") == "sigma-delta":
+        _print_sigma_delta(net.graph)
     for row in net.options.get("tuned", []):  # what --norm/--calibrate auto compared
         samples = f"{row['samples']} " if row.get("samples") else ""
         print(f"  tried {row['candidate']}: agrees with the ANN on "
@@ -299,6 +313,20 @@ def _print_loihi_summary(graph: Any) -> None:
     if "mapping" in graph.meta:
         print("  resources (Loihi 2):")
         print(format_mapping(graph.meta["mapping"]))
+        from snnc.backends.lava.placement import summary
+
+        print(f"  {summary(_placement(graph))}")
+
+
+def _placement(graph: Any) -> list[dict[str, str]]:
+    """backends/lava/placement.py's table of the Lava processes a lowered graph becomes."""
+    from snnc.backends.lava.placement import rows
+    from snnc.backends.lava.sd_plan import build_any_plan as build_plan
+
+    if graph.meta.get("synapses") is None:
+        raise UsageError("--placement needs an artifact compiled with --target lava or loihi "
+                         "(its Lava processes); this one has no synapse layers")
+    return rows(build_plan(graph, "fixed" if graph.meta.get("quantized") else "float"))
 
 
 def _prod(shape: Sequence[int]) -> int:
@@ -400,7 +428,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     path = Path(args.path)
     graph = load(path).graph if path.suffix == ".snn" else load_onnx(path)
-    if args.layers:
+    if args.placement:
+        from snnc.backends.lava.placement import format_table
+
+        table = _placement(graph)
+        sys.stdout.write(json.dumps(table, indent=2) + "\n" if args.format == "json"
+                         else format_table(table))
+    elif args.layers:
         from .layers import format_layers, layers_json
 
         sys.stdout.write(layers_json(graph) if args.format == "json" else format_layers(graph))
@@ -440,6 +474,20 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"  target {net.target}, {layers} spiking layers, neurons: {net.options['neuron']}, "
           f"default T={net.default_timesteps}")
     return 0
+
+
+def _print_sigma_delta(graph: Any) -> None:
+    from snnc.compiler.passes.delta_thresholds import synapse_depth
+
+    chosen = graph.meta.get("delta_thresholds")
+    if chosen:
+        print(f"  delta thresholds: {chosen['ratio']:g} x each layer's activation scale, "
+              f"refined per layer on {chosen['samples']} calibration samples: "
+              f"{chosen['messages_per_sample']:.1f} messages/sample")
+    else:
+        print("  delta thresholds: the default ratio (no --calib data to choose them on)")
+    print(f"  a static sample settles at T=1 (the reference clock); on Loihi after "
+          f"{synapse_depth(graph)} steps (one per synapse layer); later steps send nothing")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,9 @@
 * `rate-max`: Diehl et al. 2015's max normalization with reset by subtraction, no shift.
 * `signed`: `calibrated` with signed neurons (Fast-SNN 2023, SNM 2022) on any target.
 * `if`: `calibrated` with unsigned IF neurons on every target (what Lava/Loihi run).
+* `sigma-delta`: Lava's stock SigmaDelta neurons with graded messages (what Intel's Loihi 2
+  SDNN demos run): per-layer activation scales at the 99.9th percentile, delta thresholds chosen
+  on the calibration data; nothing shifted or calibrated for T (the network settles).
 * `nir`: only what a NIR file states exactly, so that every NIR reader runs the same network:
   neurons reset to zero, V(0) = 0, the half step as a constant input current (a bias in the
   file), tuned thresholds, bias-only calibration.
@@ -31,6 +34,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "signed": {"norm": "auto", "shift": "v0", "calibrate": "auto", "neuron": "signed"},
     "if": {"norm": "auto", "shift": "v0", "calibrate": "auto", "neuron": "if"},
     "nir": {"norm": "auto", "shift": "input", "calibrate": "bias", "neuron": "lif"},
+    "sigma-delta": {"norm": "percentile:99.9", "shift": "none", "calibrate": "none",
+                    "neuron": "sigma-delta"},
 }
 DEFAULT_PRESET = "calibrated"
 

@@ -184,10 +184,10 @@ def test_spike_count_decoding_makes_the_last_layer_spike(digits_model: Path,
     assert net.options["decode"] == "spikes"
 
 
-def test_signed_neurons_are_refused_on_lava_targets(digits_model: Path,
-                                                    digits_calib: Path) -> None:
+def test_signed_neurons_are_refused_on_netx(digits_model: Path, digits_calib: Path) -> None:
+    """(lava and loihi carry them as signed payloads: tests/test_graded_lava.py)"""
     with pytest.raises(UsageError, match="signed"):
-        snnc.compile(digits_model, calib=digits_calib, target="loihi", neuron="signed")
+        snnc.compile(digits_model, calib=digits_calib, target="netx", neuron="signed")
 
 
 def test_nir_export_refuses_signed_neurons(digits_model: Path, digits_calib: Path) -> None:

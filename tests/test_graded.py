@@ -337,7 +337,7 @@ def test_run_reports_messages_and_payload(tmp_path: Path,
 # ------------------------------------------------------------------------------ refusals
 
 
-@pytest.mark.parametrize("target", ["lava", "loihi", "nir", "netx"])
+@pytest.mark.parametrize("target", ["nir", "netx"])  # lava/loihi: tests/test_graded_lava.py
 def test_other_targets_refuse_graded_spikes(target: str, calib: np.ndarray) -> None:
     for kwargs in ({"spike_bits": 2}, {"max_spike_bits": 2}):
         with pytest.raises(UsageError, match=f"--target {target}.*--target numpy"):
@@ -357,4 +357,4 @@ def test_bad_spike_bit_options_are_usage_errors(calib: np.ndarray) -> None:
     with pytest.raises(DataError, match="calibration"):
         snnc.compile(model, preset="rate-p99.99", max_spike_bits=2)
     assert main(["compile", str(model), "--calib", str(DIGITS / "calib.npz"), "--target",
-                 "lava", "--spike-bits", "2"]) == 2
+                 "netx", "--spike-bits", "2"]) == 2

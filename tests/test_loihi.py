@@ -529,10 +529,12 @@ def test_reset_to_zero_gets_one_threshold_per_population() -> None:
     np.testing.assert_allclose(lo.outputs[0], fl.outputs[0], atol=0.15)
 
 
-def test_signed_neurons_are_refused_for_loihi() -> None:
+def test_ternary_neurons_are_refused_for_loihi() -> None:
+    """(signed ones are carried as signed payloads: tests/test_graded_lava.py)"""
     g = tiny_chain()
-    g = g.replace([n.with_attrs(signed=True) if n.name == "if2" else n for n in g.nodes])
-    with pytest.raises(ModelError, match="if2.*--neuron if or lif"):
+    g = g.replace([n.with_attrs(signed=True, ternary=True) if n.name == "if2" else n
+                   for n in g.nodes])
+    with pytest.raises(ModelError, match="if2.*ternary"):
         quantize_weights(lower_synapses(g))
 
 

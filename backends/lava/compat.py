@@ -33,6 +33,14 @@ without editing site-packages. Everything is applied at import time by `apply()`
    O(rows), the same matrix (values, positions and order), so the products are unchanged; any
    other case goes to Lava's own function.
 
+6. lava-dl 0.6.0 (netx) declares python<3.11 too. `lava.lib.dl.netx.hdf5` imports
+   `lava.lib.dl.slayer` for one helper (resonator neuron parameters), and slayer's package
+   `__init__` imports its object-detection subpackage, which needs OpenCV, torchvision and
+   Pillow (none of which netx uses; a second torchvision build would also pin another torch).
+   The same meta-path hook loads slayer's `__init__` from its own source with that one import
+   made optional: without those packages `slayer.obd` is absent, everything else is as
+   shipped.
+
 Why not pin numpy < 2.4: the rest of snnc (and the other backends) run on the current numpy,
 and a pin would downgrade it for everyone just to serve one backend; the shims are local.
 """
@@ -55,11 +63,25 @@ import numpy as np
 _VAR_MODEL = "lava.magma.compiler.var_model"
 _BAD_DEFAULT = ": ByteEncoder = ByteEncoder()"
 _GOOD_DEFAULT = ": ByteEncoder = _snnc_field(default_factory=ByteEncoder)"
+_SLAYER = "lava.lib.dl.slayer"
+_OBD_IMPORT = "from . import object_detection as obd"
+_OBD_OPTIONAL = "_snnc_optional(globals(), 'obd', __name__ + '.object_detection')"
+_REWRITES = {_VAR_MODEL: (_BAD_DEFAULT, _GOOD_DEFAULT), _SLAYER: (_OBD_IMPORT, _OBD_OPTIONAL)}
+
+
+def _optional_import(namespace: dict[str, Any], name: str, module: str) -> None:
+    """`namespace[name] = import module`, skipped when one of its own dependencies is missing."""
+    try:
+        namespace[name] = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is None or e.name.startswith("lava"):
+            raise
 
 
 class _PatchedSourceLoader(importlib.abc.Loader):
-    def __init__(self, origin: str) -> None:
+    def __init__(self, origin: str, rewrite: tuple[str, str]) -> None:
         self.origin = origin
+        self.rewrite = rewrite
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return None  # default module creation
@@ -67,19 +89,21 @@ class _PatchedSourceLoader(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         source = Path(self.origin).read_text(encoding="utf-8")
         module.__dict__["_snnc_field"] = dataclasses.field
-        code = compile(source.replace(_BAD_DEFAULT, _GOOD_DEFAULT), self.origin, "exec")
+        module.__dict__["_snnc_optional"] = _optional_import
+        code = compile(source.replace(*self.rewrite), self.origin, "exec")
         exec(code, module.__dict__)  # noqa: S102 - lava's own source, one literal rewrite
 
 
 class _VarModelFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if fullname != _VAR_MODEL:
+        if fullname not in _REWRITES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.origin is None:
             return None
         return importlib.util.spec_from_file_location(
-            fullname, spec.origin, loader=_PatchedSourceLoader(spec.origin))
+            fullname, spec.origin, loader=_PatchedSourceLoader(spec.origin, _REWRITES[fullname]),
+            submodule_search_locations=spec.submodule_search_locations)
 
 
 def _install_import_hook() -> None:

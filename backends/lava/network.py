@@ -10,7 +10,7 @@ BackendError naming the process (runner.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,8 +29,12 @@ __all__ = ["BackendError", "LavaResult", "run_batch", "run_lava"]
 @dataclass(frozen=True)
 class LavaResult:
     acc: np.ndarray  # (N, n_out) readout accumulator over T steps
-    counts: dict[str, np.ndarray]  # neuron process -> (N,) spikes in the T-step window
-    rasters: dict[str, np.ndarray]  # neuron process -> (N, T, n) bool (if recorded)
+    counts: dict[str, np.ndarray]  # neuron process -> (N,) messages in the T-step window
+    # neuron process -> (N, T, n) bool spikes, or int16 payloads n of graded / signed neurons
+    # (if recorded)
+    rasters: dict[str, np.ndarray]
+    # graded / signed neuron process -> (N,) payload carried in the window (sum of |n|)
+    payload: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -47,15 +51,17 @@ def _synapse(spec: ProcSpec) -> Any:
     from lava.utils.weightutils import SignMode
 
     p = spec.params
+    # graded / signed sources: s_in carries the payload (absent for binary spikes)
+    graded = {"num_message_bits": p["num_message_bits"]} if "num_message_bits" in p else {}
     if spec.kind == "conv":
         c, h, w = p["in_chw"]
         return Conv(weight=p["weight"], input_shape=(w, h, c), padding=p["padding"],
                     stride=p["stride"], dilation=p["dilation"], groups=p["groups"],
-                    name=spec.name)
-    extra: dict[str, Any] = {}
+                    name=spec.name, **graded)
+    extra: dict[str, Any] = dict(graded)
     if "weight_exp" in p:  # fixed point: Lava's exponent, and the sign mode that keeps m
-        extra = {"weight_exp": p["weight_exp"], "num_weight_bits": 8,
-                 "sign_mode": SignMode[p["sign_mode"].upper()]}
+        extra.update(weight_exp=p["weight_exp"], num_weight_bits=8,
+                     sign_mode=SignMode[p["sign_mode"].upper()])
     delay = int(p.get("delay", 1))
     if spec.kind == "sparse":
         weights = p["weights"]
@@ -80,8 +86,9 @@ def _neuron(spec: ProcSpec, clock: _Clock, inputs: np.ndarray | None, raster: bo
     timing = {"depth": spec.depth, "steps": clock.steps, "window": clock.window,
               "samples": clock.samples, "inputs": inputs, "raster": raster}
     if spec.kind == "if":
+        payload = {k: p[k] for k in ("levels", "signed") if k in p}  # graded / signed
         proc = IFSub(shape=n, vth=p["vth"], v0=p["v"], bias_mant=p["bias_mant"],
-                     bias_exp=p["bias_exp"], name=spec.name, **timing)
+                     bias_exp=p["bias_exp"], name=spec.name, **timing, **payload)
         return proc, proc
     # Lava's stock LIF: du=4095 (fixed) / 1 (float, a fraction) makes u this step's input
     # only, dv=0 no leak; LIFReset zeroes u and v at local step `depth` of every sample
@@ -135,14 +142,24 @@ def _connect(plan: Plan, procs: dict[str, Any]) -> None:
         out.connect(proc.s_in if spec.kind in (*SYNAPSES, "maxpool") else proc.a_in)
 
 
-def _unpack(words: np.ndarray, n_samples: int, window: int) -> np.ndarray:
-    from .procs.process import WORD_BITS
+def _unpack(words: np.ndarray, n_samples: int, window: int, spec: ProcSpec) -> np.ndarray:
+    """A neuron's raster (N, T, n): bool spikes, or the int16 payloads of graded / signed
+    neurons (stored as n + K for signed ones, `bits` bits per step; procs/models.py)."""
+    from snnc.compiler.loihi.populations import payload_bits
 
-    per = -(-window // WORD_BITS)
-    w = words.astype(np.int64).reshape(words.shape[0], n_samples, per)  # (n, N, words)
-    bits = np.arange(window)
-    r = (w[:, :, bits // WORD_BITS] >> (bits % WORD_BITS)) & 1  # (n, N, T)
-    return r.transpose(1, 2, 0).astype(bool)
+    from .procs.process import WORD_BITS, raster_words
+
+    levels, signed = int(spec.params.get("levels", 1)), bool(spec.params.get("signed"))
+    bits = payload_bits(levels, signed)
+    per = WORD_BITS // bits
+    w = words.astype(np.int64).reshape(words.shape[0], n_samples,
+                                       raster_words(window, bits))  # (n, N, words)
+    steps = np.arange(window)
+    r = (w[:, :, steps // per] >> ((steps % per) * bits)) & ((1 << bits) - 1)  # (n, N, T)
+    r = r.transpose(1, 2, 0)
+    if bits == 1:
+        return r.astype(bool)
+    return (r - (levels if signed else 0)).astype(np.int16)
 
 
 def run_batch(plan: Plan, currents: dict[str, np.ndarray], timesteps: int,
@@ -168,14 +185,17 @@ def run_batch(plan: Plan, currents: dict[str, np.ndarray], timesteps: int,
                     progress(1)
             acc = np.asarray(root.acc.get(), np.float64).T
             counts = {k: np.asarray(p.counts.get()).astype(np.int64) for k, p in probes.items()}
-            rasters = {k: _unpack(np.asarray(p.raster.get()), clock.samples, clock.window)
+            carried = {k: np.asarray(p.payload.get()).astype(np.int64)
+                       for k, p in probes.items() if "levels" in plan.proc(k).params}
+            rasters = {k: _unpack(np.asarray(p.raster.get()), clock.samples, clock.window,
+                                  plan.proc(k))
                        for k, p in probes.items()} if raster else {}
     except SnncError:
         raise
     except Exception as exc:  # e.g. reading results back
         raise BackendError(f"Lava failed while running the network: "
                            f"{type(exc).__name__}: {exc}") from exc
-    return LavaResult(acc, counts, rasters)
+    return LavaResult(acc, counts, rasters, carried)
 
 
 def run_lava(plan: Plan, currents: dict[str, np.ndarray], timesteps: int,
@@ -190,4 +210,6 @@ def run_lava(plan: Plan, currents: dict[str, np.ndarray], timesteps: int,
     return LavaResult(np.concatenate([p.acc for p in parts]),
                       {k: np.concatenate([p.counts[k] for p in parts]) for k in parts[0].counts},
                       {k: np.concatenate([p.rasters[k] for p in parts])
-                       for k in parts[0].rasters})
+                       for k in parts[0].rasters},
+                      {k: np.concatenate([p.payload[k] for p in parts])
+                       for k in parts[0].payload})

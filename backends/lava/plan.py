@@ -18,6 +18,13 @@ zero, driven and counted by a LifIO process), and one synapse process per synaps
 The graph output becomes a Readout that sums its input current (the host adds the readout
 population's bias). Input-fed populations receive the direct-encoded input per sample.
 
+Graded neurons (spike_bits B > 1) and signed ones send a payload n per message (IFSub's
+`levels` K = 2^B - 1 and `signed`; procs/process.py), and every synapse reading them (or a
+max pool of them) gets `num_message_bits` (compiler/loihi/populations.py: B, or B + 1 for
+signed counts), so that Lava's Dense / Sparse / Conv (and Delay*) multiply the weights by n
+instead of reading s_in as a binary spike. Binary unsigned networks get neither: their plan
+is the one they always had.
+
 Weights, fixed point: Dense and Sparse get the 8-bit mantissas with Lava's own `weight_exp`
 and the sign mode under which Lava's clip_weights / truncate_weights leave them unchanged
 (mixed-sign mantissas are even, compiler/loihi/formats.py). Lava's Conv differs (research
@@ -32,7 +39,7 @@ channel for a Conv, which lower-synapses made possible; otherwise the synapse go
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -44,12 +51,14 @@ from snnc.compiler.loihi.formats import INPUT_BIAS_EXP
 from snnc.compiler.loihi.populations import (
     Population,
     Synapse,
+    message_bits,
     pool_index,
     populations,
     spike_theta,
     threshold_gain,
 )
 from snnc.compiler.loihi.synapses import matrix, window
+from snnc.compiler.ops.neuron import max_count
 
 MODES = ("fixed", "float")
 CONV_MODES = ("lava", "sparse", "dense")
@@ -79,6 +88,9 @@ class Plan:
     readout_scale: float  # output = acc / (readout_scale * T) + readout_bias
     readout_bias: np.ndarray
     lag: int  # Lava steps per sample = T + lag
+    # "rate": output = acc / (readout_scale * T) + bias; "sum" (sigma-delta, sd_plan.py):
+    # output = acc / readout_scale + bias, the sink's sum of the last synapses' messages
+    decode: str = "rate"
 
     def proc(self, name: str) -> ProcSpec:
         return next(p for p in self.procs if p.name == name)
@@ -128,8 +140,10 @@ def _float_neuron(pop: Population) -> dict[str, Any]:
             "bias_mant": bias * gain, "bias_exp": 0}
 
 
-def _neuron(pop: Population, mode: str) -> ProcSpec:
+def _neuron(graph: Graph, pop: Population, mode: str) -> ProcSpec:
     params = _fixed_neuron(pop) if mode == "fixed" else _float_neuron(pop)
+    if message_bits(graph, pop.name):  # graded or signed: IFSub sends the payload n
+        params.update(levels=max_count(pop.node), signed=bool(pop.node.attrs.get("signed")))
     return ProcSpec(pop.node.name, "lif" if pop.reset_zero else "if", pop.size, params,
                     pop.depth)
 
@@ -145,6 +159,8 @@ def _theta_gain(graph: Graph, pop: Population, syn: Synapse) -> tuple[np.ndarray
     """Float weights carry the source's spike amplitude (per input) and the target's
     threshold gain (per output)."""
     src = graph.node(syn.source)
+    if src.op in ("sd", "input"):  # sigma-delta messages carry values: no spike amplitude
+        return np.ones(math.prod(src.shape)), threshold_gain(pop.node)
     return _flat(spike_theta(graph, syn.source), src.shape), threshold_gain(pop.node)
 
 
@@ -251,7 +267,11 @@ def _synapse(graph: Graph, pop: Population, syn: Synapse, mode: str, conv: str) 
                             f"'{syn.source}' (a skip connection); Loihi 2 delays stop at "
                             f"{MAX_DELAY}")
     spec = _conv(graph, pop, syn, mode) if conv == "lava" else None
-    return spec if spec is not None else _matrix(graph, pop, syn, mode, conv)
+    spec = spec if spec is not None else _matrix(graph, pop, syn, mode, conv)
+    bits = message_bits(graph, syn.source)
+    if bits:  # graded or signed payloads: Lava multiplies the weights by s_in, not bool(s_in)
+        spec = replace(spec, params={**spec.params, "num_message_bits": bits})
+    return spec
 
 
 def build_plan(graph: Graph, mode: str = "fixed", conv: str = "lava") -> Plan:
@@ -261,6 +281,8 @@ def build_plan(graph: Graph, mode: str = "fixed", conv: str = "lava") -> Plan:
         raise UsageError(f"conv '{conv}' is not one of: {', '.join(CONV_MODES)}")
     if mode == "fixed" and graph.meta.get("quantized") != "loihi2":
         raise UsageError("fixed-point Lava needs a network compiled with --target loihi")
+    if graph.meta.get("neuron") == "sigma-delta":
+        raise UsageError("a sigma-delta graph's plan comes from sd_plan.build_any_plan")
     pops = populations(graph)
     procs: list[ProcSpec] = []
     conns: list[tuple[str, str]] = []
@@ -277,7 +299,7 @@ def build_plan(graph: Graph, mode: str = "fixed", conv: str = "lava") -> Plan:
                                   pop.depth))
             conns.append((pop.pool_of, pop.name))
         else:
-            procs.append(_neuron(pop, mode))
+            procs.append(_neuron(graph, pop, mode))
         for syn in pop.synapses:
             spec = _synapse(graph, pop, syn, mode, conv)
             procs.append(spec)

@@ -35,14 +35,12 @@ snnc's own values ride along as HDF5 attributes named snnc_* (netx reads dataset
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from snnc.compiler.errors import ModelError, UsageError
-from snnc.compiler.fileio import atomic_path
 from snnc.compiler.ir.graph import Graph
 from snnc.compiler.loihi.formats import BIAS_MANT_MAX, VTH_MAX
 from snnc.compiler.loihi.linear_maps import as_chw
@@ -68,6 +66,7 @@ class Layer:
     data: dict[str, Any]
     neuron: dict[str, int] | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    neuron_type: str = "CUBA"  # netx's neuron model: CUBA (Lava's LIF) or SDNN (sigma-delta)
 
 
 @dataclass
@@ -92,7 +91,7 @@ def _sources(graph: Graph, name: str) -> set[str]:
     stack = [name]
     while stack:
         node = graph.node(stack.pop())
-        if node.op in ("if", "input", "maxpool"):
+        if node.op in ("if", "sd", "input", "maxpool"):
             found.add(node.name)
         else:
             stack.extend(node.inputs)
@@ -108,7 +107,9 @@ def _check_chain(graph: Graph) -> None:
                        "neurons emit one binary spike; compile with --neuron if or lif)")
         elif node.op in ("maxpool", "global_maxpool"):
             bad.append(f"{node.origin}: max pooling (netx has no pooling layer; average "
-                       "pooling would be folded into the next layer's weights)")
+                       "pooling would be folded into the next layer's weights; with "
+                       "--neuron sigma-delta the lower-maxpool pass rewrites max pooling "
+                       "into ReLU layers that netx holds)")
         elif len(node.inputs) > 1 and len(set().union(*(_sources(graph, i)
                                                          for i in node.inputs))) > 1:
             bad.append(f"{node.origin}: joins the outputs of several layers (a residual "
@@ -157,13 +158,12 @@ def _input_layer(pop: Population) -> Layer:
                      "q_input_scale"]), "snnc_v_init": p["q_v0"] / 64.0})
 
 
-def _conv_data(pop: Population, syn: Synapse, in_shape: tuple[int, ...], bias: np.ndarray
-               ) -> dict[str, Any]:
+def _conv_data(pop: Population, syn: Synapse, in_shape: tuple[int, ...], bias: np.ndarray,
+               weight: np.ndarray) -> dict[str, Any]:
     """The datasets of a netx conv layer, straight from a conv synapse node: its kernel
     (C_out, C_in / groups, kH, kW, torch's cross-correlation, which netx flips for Lava's Conv),
     strides, begin pads, dilations and groups, all (y, x) as netx reads them."""
     node, a = syn.node, syn.node.attrs
-    weight = np.asarray(node.params["q_weight"], np.int64)
     kernel = tuple(int(k) for k in weight.shape[2:])
     out = tuple(int(d) for d in node.shape)
     stride = [int(s) for s in a["strides"]]
@@ -225,7 +225,8 @@ def _synapse_layers(lowered: Graph, pop: Population, prev: Layer) -> list[Layer]
                                 f"{list(prev_shape)} (a dense layer's output); netx "
                                 "convolutions read input or conv layers. Export this model "
                                 "with --target loihi or --target nir instead.")
-        return [Layer("conv", _conv_data(pop, syn, in_shape, bias), neuron, attrs)]
+        weight = np.asarray(syn.node.params["q_weight"], np.int64)
+        return [Layer("conv", _conv_data(pop, syn, in_shape, bias, weight), neuron, attrs)]
     weight = np.asarray(syn.node.params["q_weight"], np.int64)  # (n_out, n_in)
     if syn.kind == "sparse":  # a mostly-zero matrix small enough to write out in full
         weight = matrix(syn.node, lowered.node(syn.node.inputs[0]).shape, "q_weight") \
@@ -303,17 +304,8 @@ def _write(f: Any, net: NetxNetwork) -> None:
             group.create_dataset(key, data=value)
         if layer.neuron is not None:
             neuron = group.create_group("neuron")
-            neuron.create_dataset("type", (1,), "S10", [b"CUBA"])
+            neuron.create_dataset("type", (1,), "S10", [layer.neuron_type.encode()])
             for key, value in layer.neuron.items():
                 neuron.create_dataset(key, data=value)
         group.attrs.update(layer.attrs)
     f.attrs.update(net.attrs)
-
-
-def write_netx(graph: Graph, path: str | os.PathLike[str]) -> list[str]:
-    """Write the netx file; returns the notes on what netx cannot express."""
-    h5py = _h5py()
-    net = to_netx(graph)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:  # h5py wants a file name
-        _write(f, net)
-    return net.notes

@@ -9,12 +9,18 @@ Lava step k (where, in Lava, it restarts for every sample; it is silent before):
   bias current (mant << INPUT_BIAS_EXP, per sample);
 * IF neurons (reset=subtract): v = clip(v + (a << 6) + bias, +-(2**23 - 1)); s = v >= vth << 6;
   v -= s * (vth << 6)   (see backends/lava/procs/models.py, the same arithmetic);
+* graded IF neurons (spike_bits B > 1: K = 2^B - 1) and signed ones (K = 2^B - 1, also for
+  B = 1): the same v, then the payload n = clip(floor(v / (vth << 6)), lo, K) (integer floor
+  division, toward -inf), v -= n * (vth << 6), and n is the message (0: none); lo = 0, or
+  for signed neurons lo = -min(net, K) with net the sum of n since the sample's start, so
+  the net count never goes below zero (compiler/ops/neuron.py's rule, in integers);
 * stock LIF neurons (reset=zero, du=4095, dv=0; lava/proc/lif/models.py): v = 0 at the start,
   then u = wrap24((a + drive) << 6); v = clip(v + u + bias, +-(2**23 - 1)); s = v > vth << 6;
   v[s] = 0, where the drive is an input-fed population's input current >> 6 (its bias is 0)
   and, at the start, v0 >> 6;
-* a max-pooling population (same depth as the IF layer it pools, no delay) counts its input
-  spikes and spikes when the maximum count in its window grows (compiler/loihi/populations.py);
+* a max-pooling population (same depth as the IF layer it pools, no delay) sums its input
+  payloads and sends the growth of the maximum sum in its window, a count in the source's
+  payload range (a binary spike for binary sources; compiler/loihi/populations.py);
 * the readout sums its input a (int64), and the host decodes acc / (S * T) + bias.
 
 The clock. A synapse from a source of depth d into a population of depth k has delay k - d, so
@@ -24,17 +30,19 @@ reads its sources' spikes of the same step t, and the readout's accumulator afte
 T + depth(readout) - 1 is the sum over t = 1..T. So this model steps the populations in
 topological order on that clock, and the ring buffer of spikes that the delays call for is one
 step deep: each population keeps only the spikes of the current step (tests/test_loihi.py
-holds it to a Lava-timeline model with explicit delays). Full rasters (N, T, n) are recorded
-only on request (the spike-for-spike comparison with Lava, runtime/lava_run.py).
+holds it to a Lava-timeline model with explicit delays). Full rasters (N, T, n), the payloads
+for graded and signed populations, are recorded only on request (the spike-for-spike
+comparison with Lava, runtime/lava_run.py).
 
 Integer synapses run structurally: a conv synapse as a convolution (onnxruntime's, through the
 fast engine's single-node sessions, backends/numpy/fast.py; the IR conv op where onnxruntime
 will not take it), a dense one as a matrix product, a sparse one as a scipy CSR product, all in
-float32 on the integer mantissas and 0/1 spikes. quantize-weights bounds one step's input of a
-neuron, 64 * sum_j |m_ij| << e, by 2**23, so every partial sum is an integer below 2**17 in
-magnitude: float32 holds it exactly in any summation order. The bound is checked on the
-weights before a run and the integrality of every sum during it (InternalError otherwise); the
-sums then become int64 and are shifted by the exponent inside the neuron update.
+float32 on the integer mantissas and the payloads (0/1 spikes, or counts n, |n| <= K).
+quantize-weights bounds one step's input of a neuron, 64 * sum_j |m_ij| * K_j << e, by 2**23,
+so every partial sum is an integer below 2**17 in magnitude: float32 holds it exactly in any
+summation order. The bound is checked on the weights before a run and the integrality of
+every sum during it (InternalError otherwise); the sums then become int64 and are shifted by
+the exponent inside the neuron update.
 
 Batches run in chunks (state of one chunk in cache, chunks on the kernel thread pool, as the
 float simulator does; compiler/ops/parallel.py), so memory stays bounded for any batch size.
@@ -45,7 +53,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -54,7 +62,7 @@ from snnc.compiler.errors import InternalError, UsageError
 from snnc.compiler.executor import check_input
 from snnc.compiler.ir.graph import Graph, Node
 from snnc.compiler.loihi.formats import INPUT_BIAS_EXP, SHIFT, STATE_MAX
-from snnc.compiler.loihi.populations import Population, input_currents, populations
+from snnc.compiler.loihi.populations import Population, input_currents, payload, populations
 from snnc.compiler.loihi.stages import QUANTIZED
 from snnc.compiler.loihi.synapses import row_abs_sums
 from snnc.compiler.ops.parallel import parallel_map
@@ -76,13 +84,16 @@ class LoihiResult:
 
     timesteps: list[int]
     outputs: np.ndarray  # (len(timesteps), N, *output shape), decoded
-    spikes: dict[str, np.ndarray]  # IF population -> (len(timesteps), N) spike counts
+    spikes: dict[str, np.ndarray]  # IF population -> (len(timesteps), N) messages (n != 0)
     acc: np.ndarray  # (N, n_out) int64 readout accumulator after max(timesteps)
     recorded: dict[str, np.ndarray] | None = None  # see `rasters`
+    # graded or signed IF population -> (len(timesteps), N) payload carried (sum of |n|)
+    payload: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def rasters(self) -> dict[str, np.ndarray]:
-        """IF population -> (N, max(timesteps), n) bool spikes, reference clock."""
+        """IF population -> (N, max(timesteps), n) bool spikes, reference clock; for graded
+        and signed populations the int16 payloads n."""
         if self.recorded is None:
             raise UsageError("this run did not record spike rasters; call simulate_loihi(..., "
                              "rasters=True)")
@@ -130,10 +141,39 @@ def _step_numpy(v: np.ndarray, a: np.ndarray, exp: int, static: np.ndarray, bias
     return bad
 
 
+def _graded_numpy(v: np.ndarray, a: np.ndarray, exp: int, static: np.ndarray,
+                  bias: np.ndarray, vth: np.ndarray, net: np.ndarray, k: int,
+                  out: np.ndarray, counts: np.ndarray, amount: np.ndarray) -> int:
+    """One step of a graded or signed population (reset by subtraction), in place: as
+    _step_numpy, then n = clip(v // vth, lo, k), v -= n * vth; out gets n, counts (n,) the
+    messages (n != 0), amount (n,) the payload sum |n|; net (n, m) int32 the signed
+    neurons' net counts (lo = -min(net, k)), or (0, 0) for unsigned ones (lo = 0)."""
+    bad = 0
+    x = np.zeros(v.shape, np.int64)
+    if a.shape[0]:
+        q = a.astype(np.int64)
+        bad = int(np.count_nonzero(q != a))
+        x = np.left_shift(q, exp)
+    vv = v + np.left_shift(x, SHIFT) + bias[None, :]
+    if static.shape[0]:
+        vv = vv + static
+    vv = np.clip(vv, -_VMAX, _VMAX)
+    lo = -np.minimum(net.astype(np.int64), k) if net.shape[0] else np.int64(0)
+    n = np.clip(np.floor_divide(vv, vth[None, :]), lo, k)
+    v[...] = vv - n * vth[None, :]
+    if net.shape[0]:
+        net += n.astype(net.dtype)
+    out[...] = n
+    counts += np.count_nonzero(n, axis=1)
+    amount += np.abs(n).sum(axis=1)
+    return bad
+
+
 try:
     from numba import njit
 except ImportError:  # pragma: no cover - numba is a dependency; this keeps the mode usable
     _step = _step_numpy
+    _graded = _graded_numpy
 else:
 
     @njit(cache=True, nogil=True, boundscheck=False)
@@ -193,6 +233,51 @@ else:
             counts[i] += fired
         return bad
 
+    @njit(cache=True, nogil=True, boundscheck=False)
+    def _graded(v, a, exp, static, bias, vth, net, k, out, counts, amount):  # noqa: ANN001, ANN201
+        """_graded_numpy in one pass over memory (the same integers)."""
+        n_rows, m = v.shape
+        has_a = a.shape[0] > 0
+        has_static = static.shape[0] > 0
+        signed = net.shape[0] > 0
+        bad = 0
+        for i in range(n_rows):
+            fired = 0
+            carried = 0
+            for j in range(m):
+                x = np.int64(0)
+                if has_a:
+                    f = a[i, j]
+                    x = np.int64(f)
+                    if x != f:
+                        bad += 1
+                    x = x << exp
+                vv = np.int64(v[i, j]) + (x << SHIFT) + bias[j]
+                if has_static:
+                    vv += static[i, j]
+                if vv > _VMAX:
+                    vv = np.int64(_VMAX)
+                elif vv < -_VMAX:
+                    vv = np.int64(-_VMAX)
+                c = vv // vth[j]  # floor division, as numpy's
+                lo = np.int64(0)
+                if signed:
+                    lo = -min(np.int64(net[i, j]), np.int64(k))
+                if c > k:
+                    c = np.int64(k)
+                elif c < lo:
+                    c = lo
+                v[i, j] = vv - c * vth[j]
+                if signed:
+                    net[i, j] += c
+                out[i, j] = c
+                if c != 0:
+                    fired += 1
+                    carried += abs(c)
+            counts[i] += fired
+            amount[i] += carried
+        return bad
+
 
 # --- synapses: the integer synaptic input of a population ------------------------------------
 
@@ -222,7 +307,8 @@ def _conv(node: Node, in_shape: tuple[int, ...]) -> Callable[[np.ndarray], np.nd
 
 
 def _synapse(graph: Graph, node: Node) -> Callable[[np.ndarray], np.ndarray]:
-    """s (b, n_in) float32 0/1 -> the integer sums M s (b, n_out), float32."""
+    """s (b, n_in) float32 payloads (0/1, or counts) -> the integer sums M s (b, n_out),
+    float32."""
     kind = node.meta["synapse"]
     if kind == "conv":
         return _conv(node, tuple(graph.node(node.inputs[0]).shape))
@@ -247,7 +333,8 @@ class _Input:
         self.terms = [(s.source, _synapse(graph, s.node), np.float32(2.0 ** (e - self.exp)))
                       for s, e in zip(pop.synapses, exps, strict=True)]
         bound = sum(row_abs_sums(s.node, np.asarray(s.node.params["q_weight"], np.float64))
-                    * 2.0 ** (e - self.exp) for s, e in zip(pop.synapses, exps, strict=True))
+                    * payload(graph, s.source)[0] * 2.0 ** (e - self.exp)
+                    for s, e in zip(pop.synapses, exps, strict=True))
         if float(np.max(bound)) >= _EXACT:
             raise InternalError(f"{pop.node.origin}: one step's synaptic input can reach "
                                 f"{float(np.max(bound)):.0f}, beyond the integers float32 "
@@ -272,6 +359,9 @@ class _Cell:
     def __init__(self, graph: Graph, pop: Population) -> None:
         node = pop.node
         self.name, self.size, self.zero = pop.name, pop.size, pop.reset_zero
+        self.levels, self.signed = payload(graph, pop.name)
+        # graded or signed: the payload step (_graded); binary unsigned: _step, as before
+        self.graded = self.levels > 1 or self.signed
         self.vth = np.left_shift(np.asarray(node.params["q_vth"], np.int64), SHIFT)
         self.v0 = np.asarray(node.params["q_v0"], np.int64).reshape(-1)
         self.input = _Input(graph, pop) if pop.synapses else None
@@ -281,8 +371,9 @@ class _Cell:
 
 
 class _Pool:
-    """Spiking max pooling over spike counts: a spike where a window's maximum count grows.
-    Counts are small integers, exact in float32; the windows' max is the fast engine's
+    """Spiking max pooling over summed payloads: it sends the growth of a window's maximum
+    (a spike where it grows, for binary sources; a count for graded or signed ones). Sums are
+    small integers, exact in float32; the windows' max is the fast engine's
     onnxruntime MaxPool (padding never wins: -inf there, -1 in pool_index), or the IR op's."""
 
     def __init__(self, graph: Graph, pop: Population) -> None:
@@ -310,10 +401,11 @@ class _Plan:
 
     def __init__(self, graph: Graph) -> None:
         pops = populations(graph)
-        graded = [p.name for p in pops if int(p.node.attrs.get("spike_bits", 1)) > 1]
-        if graded:
-            raise UsageError(f"population '{graded[0]}' sends graded spikes (spike_bits > 1), "
-                             "which the NumPy loihi mode does not model")
+        ternary = [p.name for p in pops if p.node.op == "if" and p.node.attrs.get("ternary")]
+        if ternary:
+            raise UsageError(f"population '{ternary[0]}' is a ternary neuron (Clip(-a, a)), "
+                             "which the NumPy loihi mode does not model; compile it for "
+                             "--target numpy")
         self.graph = graph
         self.order: list[_Cell | _Pool] = [
             _Pool(graph, p) if p.pool_of is not None else _Cell(graph, p)
@@ -328,8 +420,9 @@ class _Plan:
 
 
 def _run_chunk(plan: _Plan, x: np.ndarray, ts: list[int], outputs: np.ndarray,
-               spikes: dict[str, np.ndarray], acc_out: np.ndarray,
-               rasters: dict[str, np.ndarray] | None, chunk: slice) -> None:
+               spikes: dict[str, np.ndarray], carried: dict[str, np.ndarray],
+               acc_out: np.ndarray, rasters: dict[str, np.ndarray] | None,
+               chunk: slice) -> None:
     b = len(x)
     static = input_currents(plan.graph, x, fixed=True)
     no_a = np.zeros((0, 0), np.float32)
@@ -338,6 +431,10 @@ def _run_chunk(plan: _Plan, x: np.ndarray, ts: list[int], outputs: np.ndarray,
     cur = {c.name: (np.left_shift(static[c.name].astype(np.int64), INPUT_BIAS_EXP)
                     if c.input is None else no_static) for c in plan.cells}
     counts = {c.name: np.zeros(b, np.int64) for c in plan.cells}
+    amount = {c.name: np.zeros(b, np.int64) for c in plan.cells if c.graded}
+    no_net = np.zeros((0, 0), np.int32)
+    net = {c.name: np.zeros((b, c.size), np.int32) if c.signed else no_net
+           for c in plan.cells if c.graded}
     out = {c.name: np.zeros((b, c.size), np.float32) for c in plan.order}
     pool_counts = {p.name: np.zeros((b, math.prod(p.in_shape)), np.float32)
                    for p in plan.order if isinstance(p, _Pool)}
@@ -350,18 +447,22 @@ def _run_chunk(plan: _Plan, x: np.ndarray, ts: list[int], outputs: np.ndarray,
             if isinstance(c, _Pool):
                 pool_counts[c.name] += out[c.source]
                 best = c.best(pool_counts[c.name])
-                np.greater(best, pool_best[c.name], out=out[c.name], casting="unsafe")
+                np.subtract(best, pool_best[c.name], out=out[c.name])  # 0/1 for binary
                 pool_best[c.name] = best
                 continue
             a = c.input(out) if c.input is not None else no_a
-            bad = _step(v[c.name], a, c.input.exp if c.input is not None else 0,
-                        cur[c.name], c.bias, c.vth, c.v0, out[c.name], counts[c.name],
-                        c.zero, t == 1)
+            exp = c.input.exp if c.input is not None else 0
+            if c.graded:
+                bad = _graded(v[c.name], a, exp, cur[c.name], c.bias, c.vth, net[c.name],
+                              c.levels, out[c.name], counts[c.name], amount[c.name])
+            else:
+                bad = _step(v[c.name], a, exp, cur[c.name], c.bias, c.vth, c.v0, out[c.name],
+                            counts[c.name], c.zero, t == 1)
             if bad:
                 raise InternalError(f"population '{c.name}': {bad} synaptic sums were not "
                                     "integers; the float32 synapses lost exactness")
             if rasters is not None:
-                rasters[c.name][chunk, t - 1] = out[c.name] != 0
+                rasters[c.name][chunk, t - 1] = out[c.name] if c.graded else out[c.name] != 0
         a = plan.readout(out)
         q = a.astype(np.int64)
         if np.any(q != a):
@@ -373,6 +474,8 @@ def _run_chunk(plan: _Plan, x: np.ndarray, ts: list[int], outputs: np.ndarray,
                 b, *outputs.shape[2:])
             for name, n in counts.items():
                 spikes[name][k, chunk] = n
+            for name, n in amount.items():
+                carried[name][k, chunk] = n
             k += 1
     acc_out[chunk] = acc
 
@@ -384,6 +487,11 @@ def simulate_loihi(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
     each checkpoint. rasters: record every IF population's spikes (True), or not (False);
     None records them when they take at most RASTER_AUTO_BYTES. `progress(n)` is told of each
     chunk of n samples done, in order. batch_size caps the samples simulated together."""
+    if graph.meta.get("neuron") == "sigma-delta":  # stock SigmaDelta: loihi_sigma_delta.py
+        from .loihi_sigma_delta import simulate_sigma_delta_loihi
+
+        return simulate_sigma_delta_loihi(  # type: ignore[return-value]
+            graph, x, timesteps, batch_size, progress, rasters)
     if graph.meta.get("quantized") != QUANTIZED:
         raise UsageError("the NumPy loihi mode needs a network compiled with --target loihi")
     ts = _checkpoints(timesteps)
@@ -395,17 +503,18 @@ def simulate_loihi(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
     shape = graph.output_node.shape
     outputs = np.zeros((len(ts), n, *shape), np.float32)
     spikes = {c.name: np.zeros((len(ts), n), np.int64) for c in plan.cells}
+    carried = {c.name: np.zeros((len(ts), n), np.int64) for c in plan.cells if c.graded}
     acc = np.zeros((n, plan.n_out), np.int64)
-    record = {c.name: np.zeros((n, ts[-1], c.size), bool) for c in plan.cells} \
-        if rasters else None
+    record = {c.name: np.zeros((n, ts[-1], c.size), np.int16 if c.graded else bool)
+              for c in plan.cells} if rasters else None
     # at least two chunks, so that two cores have work (as the float simulator does)
     size = max(1, min(int(batch_size), _chunk_size(graph), -(-n // 2)))
     chunks = [slice(s, min(s + size, n)) for s in range(0, n, size)]
 
     def run(chunk: slice) -> None:
-        _run_chunk(plan, x[chunk], ts, outputs, spikes, acc, record, chunk)
+        _run_chunk(plan, x[chunk], ts, outputs, spikes, carried, acc, record, chunk)
 
     for chunk, _ in zip(chunks, parallel_map(run, chunks), strict=True):
         if progress is not None:  # in order, from this thread
             progress(chunk.stop - chunk.start)
-    return LoihiResult(ts, outputs, spikes, acc, record)
+    return LoihiResult(ts, outputs, spikes, acc, record, carried)

@@ -50,6 +50,8 @@ from snnc.compiler.ops.neuron import max_count
 from snnc.compiler.ops.parallel import parallel_map
 from snnc.compiler.ops.pooling import maxpool
 
+from .sigma_delta import is_sigma_delta, simulate_sigma_delta
+
 if TYPE_CHECKING:
     from .fast import FastKernels
 
@@ -79,6 +81,9 @@ class SimulationResult:
     payload: dict[str, np.ndarray] = field(default_factory=dict)  # graded IF node -> the same
     # captured node -> (max T, N, *shape) counts emitted (IF) or values at each step
     trains: dict[str, np.ndarray] = field(default_factory=dict)
+    # sigma-delta networks: (N,) the last step at which a sample's network sent a message
+    # (its output is final from then on); None for IF networks
+    settled: np.ndarray | None = None
 
     def at(self, timesteps: int) -> np.ndarray:
         return self.outputs[self.timesteps.index(timesteps)]
@@ -124,7 +129,7 @@ def train_dtype(node: Node) -> type:
 def _static_nodes(graph: Graph, replayed: Collection[str] = ()) -> set[str]:
     static = {graph.input.name}
     for node in graph.nodes[1:]:
-        if node.op != "if" and node.name not in replayed and all(i in static
+        if node.op not in ("if", "sd") and node.name not in replayed and all(i in static
                                                                   for i in node.inputs):
             static.add(node.name)
     return static
@@ -374,6 +379,13 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
                 or (needed is not None and name not in needed):
             raise UsageError(f"capture: '{name}' is not a node this run simulates")
     static = _static_nodes(graph, replay)
+    if is_sigma_delta(graph):  # one engine: the sd update is a few elementwise ops
+        if record or observe is not None or replay or capture:
+            raise UsageError("record/observe/replay/capture follow IF neurons' spike counts; "
+                             "a sigma-delta network has none (it needs no calibration)")
+        outputs, messages, settled = simulate_sigma_delta(
+            graph, x, ts, static, chunk_size(graph, len(x), batch_size), progress)
+        return SimulationResult(ts, outputs, messages, settled=settled)
     if_nodes = [n.name for n in graph.nodes if n.op == "if" and n.name not in replay
                 and (needed is None or n.name in needed)]
     outputs = np.zeros((len(ts), len(x), *graph.output_node.shape), dtype=np.float32)

@@ -12,6 +12,7 @@ import numpy as np
 from ..ir.graph import Graph
 from ..passes.convert import convert
 from ..passes.fold_batchnorm import fold_batchnorm
+from ..passes.lower_maxpool import lower_maxpool
 from ..passes.normalize_thresholds import NormSpec, normalize_thresholds
 from ..passes.recognise_activations import recognise_activations
 from .lower_synapses import lower_synapses
@@ -30,6 +31,8 @@ def check_feasible(graph: Graph, calib: np.ndarray | None, neuron: str,
         x = np.random.default_rng(0).standard_normal((SAMPLES, *graph.input.shape)) \
             .astype(np.float32)
     g = fold_batchnorm(recognise_activations(graph))
+    if neuron == "sigma-delta":  # max pools become ReLU layers, as in the real pipeline
+        g = lower_maxpool(g)
     g = normalize_thresholds(g, x, NormSpec("max"))
     g = convert(g, neuron)
     return map_cores(lower_synapses(g), limits)

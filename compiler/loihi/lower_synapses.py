@@ -15,6 +15,9 @@ sparse ones above MAX_NNZ are refused. Every lowered cone is checked against the
 on one random input. Populations fed only by the graph input keep their (static,
 direct-encoded) subgraph; a max pooling that reads an IF node directly stays a population of
 its own (compiler/loihi/populations.py), any other is refused.
+Sigma-delta graphs (`sd` neurons) lower the input's cone too: the input becomes a source
+like a population (Lava's input source feeds the first synapse layer), and max pooling is
+refused there (the lower-maxpool pass rewrites it into ReLU layers first).
 
 Before:  %relu2 = if(%conv2);  %avgpool1 = avgpool[k=2x2, s=2](%relu2)
          %conv3 = conv[3x3, p=1](%avgpool1);  %relu3 = if(%conv3)
@@ -39,7 +42,8 @@ NAME = "lower-synapses"
 MAX_WEIGHTS = 1 << 26  # dense matrices above 64M entries: refuse rather than exhaust memory
 MAX_NNZ = 1 << 27
 DENSE_FILL = 0.25  # a matrix at least this full is held dense
-POPULATION_OPS = ("if", "input", "maxpool")
+POPULATION_OPS = ("if", "sd", "input", "maxpool")
+NEURON_OPS = ("if", "sd")
 
 
 def cone(graph: Graph, start: str) -> tuple[list[Node], list[str]]:
@@ -173,6 +177,8 @@ class _Emitter:
 def _theta_foldable(graph: Graph, source: str, target: Node) -> bool:
     """Whether the source's spike amplitude and the target's threshold gain are per channel,
     so that quantize-weights can fold them into a kernel."""
+    if _sigma_delta(graph):  # one activation unit per layer: any kernel carries it
+        return True
     src = graph.node(source)
     if src.op == "maxpool":
         src = graph.node(src.inputs[0])
@@ -180,6 +186,12 @@ def _theta_foldable(graph: Graph, source: str, target: Node) -> bool:
     if target.op == "if" and target.attrs.get("reset") == "zero" and len(target.shape) >= 2:
         ok = ok and _per_channel(target.params["theta"], target.shape)
     return ok
+
+
+def _sigma_delta(graph: Graph) -> bool:
+    """Sigma-delta graphs lower the cone from the input too: Lava's input source sends the
+    input to the first synapse layer, which runs on chip."""
+    return graph.meta.get("neuron") == "sigma-delta"
 
 
 def _check(graph: Graph, target: Node, cone_nodes: list[Node], sources: list[str],
@@ -199,7 +211,7 @@ def lower_population(graph: Graph, target: Node, feed: str) -> tuple[list[Node],
     """The synapse nodes of `target` (whose input current is the value `feed`) and the name
     of its new input; None for a population fed by the network input."""
     cone_nodes, sources = cone(graph, feed)
-    if graph.input.name in sources:
+    if graph.input.name in sources and not _sigma_delta(graph):
         if len(sources) > 1:
             raise ModelError.at(target, "mixes the analog network input with spikes; the "
                                 "lava/loihi targets need the input to feed only the first "
@@ -221,11 +233,20 @@ def lower_population(graph: Graph, target: Node, feed: str) -> tuple[list[Node],
 def lower_synapses(graph: Graph) -> Graph:
     if graph.meta.get("stage") != "snn":
         raise ModelError("lower-synapses runs on the spiking network; run convert first")
-    signed = [n for n in graph.nodes if n.op == "if" and n.attrs.get("signed")]
-    if signed:
-        raise ModelError.at(signed[0], "signed spikes (--neuron signed) are not supported by "
-                            "the lava/loihi targets; compile with --neuron if or lif")
+    # signed neurons ride on signed graded payloads; ternary ones (Clip(-a, a)) have no
+    # Lava process yet
+    ternary = [n for n in graph.nodes if n.op == "if" and n.attrs.get("ternary")]
+    if ternary:
+        raise ModelError.at(ternary[0], "a ternary neuron (Clip(-a, a), Hardtanh: spikes at "
+                            "+-theta) is not supported by the lava/loihi targets; compile it "
+                            "for --target numpy, or retrain with ReLU or Clip(0, a)")
     for node in graph.nodes:
+        if node.op == "maxpool" and _sigma_delta(graph):
+            raise ModelError.at(node, "max pooling has no sigma-delta form on Loihi (Lava's "
+                                "SigmaDelta sends graded changes, not spikes to count); the "
+                                "default pipeline rewrites it into ReLU layers (lower-maxpool "
+                                "pass): compile without a custom --passes list, or use average "
+                                "pooling")
         if node.op == "maxpool" and graph.node(node.inputs[0]).op != "if":
             raise ModelError.at(node, "max pooling must read a spiking layer directly for the "
                                 "lava/loihi targets")
@@ -233,13 +254,13 @@ def lower_synapses(graph: Graph) -> Graph:
     result: list[Node] = []
     output = graph.output
     for node in graph.nodes:
-        if node.op == "if":
+        if node.op in NEURON_OPS:
             lowered = lower_population(graph, node, node.inputs[0])
             if lowered is not None:
                 result.extend(lowered[0])
                 node = node.replace(inputs=(lowered[1],))
         result.append(node)
-    if out_node.op != "if":  # the non-spiking readout: a pseudo-population
+    if out_node.op not in NEURON_OPS:  # the non-spiking readout: a pseudo-population
         readout = Node(f"{out_node.name}_readout", "identity", (out_node.name,),
                        shape=out_node.shape, source=out_node.source)
         lowered = lower_population(graph, readout, out_node.name)

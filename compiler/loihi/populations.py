@@ -3,6 +3,8 @@ depths: the backend-neutral view that the NumPy bit-exact mode, the Lava backend
 exporter share.
 
 Depth: a population fed by the network input has depth 1; otherwise 1 + the deepest source.
+In a sigma-delta graph (`sd` neurons) the input itself is a source of depth 0 (Lava's input
+source sends it to the first synapse layer), so every population has synapses.
 On Loihi every synapse layer delays by one step, so a population of depth k sees at step
 t + k - 1 what the delay-free reference simulator computes at step t; a synapse from a source
 of depth d into a population of depth k needs delay k - d (1 = the plain one-step delay).
@@ -24,13 +26,15 @@ import numpy as np
 
 from ..errors import ModelError
 from ..ir.graph import Graph, Node
+from ..ops.neuron import max_count
 from .formats import input_current, threshold_gain
 from .stages import SYNAPSES_STRUCTURED
 
-__all__ = ["Population", "Synapse", "input_currents", "pool_index", "populations",
-           "spike_theta", "threshold_gain"]
+__all__ = ["Population", "Synapse", "input_currents", "message_bits", "payload",
+           "payload_bits", "pool_index", "populations", "spike_theta", "threshold_gain"]
 
 SYNAPSE_KINDS = ("conv", "dense", "sparse")
+NEURON_OPS = ("if", "sd")  # IF / LIF neurons, and sigma-delta neurons (op "sd")
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,7 +91,8 @@ def populations(graph: Graph) -> list[Population]:
     if graph.meta.get("synapses") != SYNAPSES_STRUCTURED:
         raise ModelError("this graph has no synapse layers; run the lower-synapses pass "
                          "(compile with --target lava or loihi)")
-    depth: dict[str, int] = {}
+    # sigma-delta graphs: the input source (depth 0) feeds the first synapse layer
+    depth: dict[str, int] = {graph.input.name: 0}
     pops: list[Population] = []
 
     def build(name: str, node: Node, feed: str, readout: bool) -> None:
@@ -103,14 +108,14 @@ def populations(graph: Graph) -> list[Population]:
         pops.append(Population(name, node, syns, k, readout, bias=bias))
 
     for node in graph.nodes:
-        if node.op == "if":
+        if node.op in NEURON_OPS:
             build(node.name, node, node.inputs[0], False)
         elif node.op == "maxpool":  # same step as its source: no synapse, no delay
             depth[node.name] = depth[node.inputs[0]]
             pops.append(Population(node.name, node, (), depth[node.name],
                                    pool_of=node.inputs[0]))
     out = graph.output_node
-    if out.op != "if":
+    if out.op not in NEURON_OPS:
         build(out.name, out, out.name, True)
     return pops
 
@@ -123,13 +128,39 @@ def spike_theta(graph: Graph, name: str) -> Any:
     return node.params["theta"]
 
 
+def payload(graph: Graph, name: str) -> tuple[int, bool]:
+    """(K, signed) of the messages population `name` sends (a maxpool: its source's): each
+    carries a count n in [0, K], or in [-K, K] for signed neurons (compiler/ops/neuron.py).
+    Binary unsigned spikes are (1, False)."""
+    node = graph.node(name)
+    if node.op == "maxpool":
+        node = graph.node(node.inputs[0])
+    return max_count(node), bool(node.attrs.get("signed"))
+
+
+def message_bits(graph: Graph, name: str) -> int:
+    """Lava's `num_message_bits` for synapses reading population `name`: 0 for binary
+    unsigned spikes (Lava reads s_in as bool), else the bits of its payload: B for counts
+    0..2^B - 1, B + 1 (two's complement) for signed counts -K..K."""
+    k, signed = payload(graph, name)
+    return 0 if k == 1 and not signed else payload_bits(k, signed)
+
+
+def payload_bits(levels: int, signed: bool) -> int:
+    """Bits of one payload: 1 for a binary spike, B for counts 0..K = 2^B - 1, B + 1 for
+    signed counts -K..K (stored as n + K >= 0 in Lava's rasters)."""
+    return int(levels).bit_length() + int(bool(signed))
+
+
 def pool_index(graph: Graph, node: Node) -> Any:
     """(n_out, K) flat input indices of each max-pooling window, -1 for padding.
 
     Spiking max pooling (backends/numpy/simulator.py) emits the increase of the pooled
-    maximum of cumulative inputs; for binary spikes of one amplitude theta per channel each
-    count grows by at most 1 per step, so the output is again a binary spike of amplitude
-    theta: s_out = max(counts[window]) > previous max."""
+    maximum of cumulative inputs; with one amplitude theta per channel that is a count:
+    n_out = max(counts[window]) - previous max. For binary spikes each count grows by at most
+    1 per step, so n_out is again a binary spike; for graded ones (counts 0..K per step) it is
+    a count in [0, K], for signed ones in [-K, K] (the net counts never go below zero): the
+    pool sends its source's payload."""
     from ..ops.pooling import _geometry
     from ..ops.windows import pad_spatial, windows
 

@@ -2,7 +2,8 @@
 a lowered graph, on the synapses as they are: a conv's kernel, a dense matrix, a sparse
 matrix's non-zero values.
 
-Loihi spikes are binary, but our IF neurons emit spikes of amplitude theta, so each source's
+A Loihi message carries 1 (a binary spike) or an integer payload n (a graded spike: a count,
+signed for signed neurons), but our IF neurons emit n * theta, so each source's
 theta is first folded into the weights that read it (weight normalisation): W' = W * theta_src
 (per input channel of a kernel; lower-synapses made every kernel's thetas per channel).
 Then each population P gets one scale S = alpha * 2**e (integer units per float unit):
@@ -13,12 +14,15 @@ Then each population P gets one scale S = alpha * 2**e (integer units per float 
     v0        round(64 * S * v0) in the 24-bit membrane units
 
 alpha comes from the clip level (max or a high percentile of |W'|) that minimises the squared
-weight error. One step's synaptic input, 64 * sum_j |m_ij| << e over a neuron's synapses, must
+weight error. One step's synaptic input, 64 * sum_j |m_ij| * K_j << e over a neuron's synapses
+(K_j = 2^B - 1: the most counts one graded message of source j carries, 1 for binary and
+signed binary spikes; the payload n_j in [-K_j, K_j] multiplies the weight), must
 fit the 24-bit state: where even e = 0 would not, alpha shrinks until it provably does (fewer
 mantissa bits used, reported as `input_fit` < 1); e is then the largest exponent that keeps
 vth, v plus one step's input and bias, and the bias mantissa in range.
 Populations fed by the network input take it as a bias current: S = 2048 / max(theta), bias
-exponent 6 (the current in weight units), mantissa clipped to +-4095 (two thresholds).
+exponent 6 (the current in weight units), mantissa clipped to +-4095 (two thresholds); graded
+ones S = 4096 / ((K + 1) max(theta)), so that the mantissa holds their largest count K.
 The readout (graph output) keeps its float bias (added by the host) and scale S = alpha; its
 input is summed on the host, so only each step's message (not << 6) must fit 24 bits.
 Reset-to-zero populations (Lava's stock LIF) need one threshold: their weights, bias and v0
@@ -39,6 +43,7 @@ import numpy as np
 
 from ..errors import ModelError, ResourceError
 from ..ir.graph import Graph, Node
+from ..ops.neuron import max_count
 from .formats import (
     BIAS_EXP_MAX,
     BIAS_MANT_MAX,
@@ -52,7 +57,7 @@ from .formats import (
     threshold_gain,
     weight_bits,
 )
-from .populations import Population, Synapse, populations, spike_theta
+from .populations import Population, Synapse, payload, populations, spike_theta
 from .stages import QUANTIZED
 from .synapses import row_abs_sums
 
@@ -137,31 +142,36 @@ def _input_fed(pop: Population, out: dict[str, Node]) -> None:
     node = pop.node
     if pop.readout:
         raise ModelError.at(node, "the output reads the network input directly")
-    scale = INPUT_VTH / float(np.max(node.params["theta"]))
+    # the 13-bit current holds (K + 1) steps theta: two thresholds for binary neurons, a
+    # graded neuron's largest count K and one more (K = 1: the binary scale, unchanged)
+    k = max_count(node)
+    scale = INPUT_VTH / float(np.max(node.params["theta"])) * (2 / (k + 1))
     params, attrs, errors = _neuron_params(node, scale, extra_bias(node) * threshold_gain(node))
     out[node.name] = node.with_params(**params).with_attrs(
         **attrs, q_input_scale=scale).replace(meta={**node.meta, "quant": errors})
 
 
-def _peak_input(pop: Population, mants: list[np.ndarray]) -> float:
-    """The largest synaptic input (before the exponent) one step can bring a neuron: << 6
+def _peak_input(pop: Population, mants: list[np.ndarray], levels: list[int]) -> float:
+    """The largest synaptic input (before the exponent) one step can bring a neuron, each
+    synapse's |m| times the most counts its source's message carries (`levels`): << 6
     into a neuron's 24-bit state; the readout sums the synapses' messages on the host."""
-    total = sum(row_abs_sums(s.node, m) for s, m in zip(pop.synapses, mants, strict=True))
+    total = sum(row_abs_sums(s.node, m) * k
+                for s, m, k in zip(pop.synapses, mants, levels, strict=True))
     return float(np.max(total)) * (1 if pop.readout else 64)
 
 
-def _fit(folded: list[np.ndarray], alpha: float, pop: Population
+def _fit(folded: list[np.ndarray], alpha: float, pop: Population, levels: list[int]
          ) -> tuple[float, list[np.ndarray], float]:
     """alpha, mantissas and peak input with the peak inside the 24-bit state at e = 0."""
     mants = [mantissa(alpha * w) for w in folded]
-    peak = _peak_input(pop, mants)
+    peak = _peak_input(pop, mants, levels)
     start = alpha
     for _ in range(FIT_STEPS):
         if peak <= INPUT_MAX:
             return alpha, mants, peak
         alpha *= min(0.98, INPUT_MAX / peak)
         mants = [mantissa(alpha * w) for w in folded]
-        peak = _peak_input(pop, mants)
+        peak = _peak_input(pop, mants, levels)
     raise ResourceError(f"{pop.node.origin}: one step's synaptic input can reach {peak:.0f} "
                         f"even with weights scaled to {alpha / start:.3g} of their best "
                         f"range, beyond the 24-bit membrane state ({INPUT_MAX})")
@@ -184,13 +194,14 @@ def _exponent(pop: Population, alpha: float, peak_in: float, bias: np.ndarray) -
 def _quantize(graph: Graph, pop: Population, out: dict[str, Node]) -> None:
     node = pop.node
     if pop.pool_of is not None:
-        return  # max pooling has no parameters: binary spikes in, binary spikes out
+        return  # max pooling has no parameters: it passes its source's payload on
     if not pop.synapses:
         _input_fed(pop, out)
         return
     folded = [_fold(graph, pop, syn) for syn in pop.synapses]
     best, pct = _best_alpha(folded)
-    alpha, mants, peak_in = _fit(folded, best, pop)
+    levels = [payload(graph, syn.source)[0] for syn in pop.synapses]  # 1: binary spikes
+    alpha, mants, peak_in = _fit(folded, best, pop, levels)
     assert pop.bias is not None
     bias = (pop.bias + (0 if pop.readout else extra_bias(node))) * threshold_gain(node)
     exp = 0 if pop.readout else _exponent(pop, alpha, peak_in, bias)
@@ -215,6 +226,10 @@ def _quantize(graph: Graph, pop: Population, out: dict[str, Node]) -> None:
 
 
 def quantize_weights(graph: Graph) -> Graph:
+    if graph.meta.get("neuron") == "sigma-delta":  # integer activations, graded messages
+        from .quantize_sigma_delta import quantize_sigma_delta
+
+        return quantize_sigma_delta(graph)
     changed: dict[str, Node] = {}
     for pop in populations(graph):
         _quantize(graph, pop, changed)

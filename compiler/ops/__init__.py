@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     pooling,
     quant,
     resize,
+    sigma_delta,
     sparse,
 )
 from .registry import OPS, OpDef, opdef

@@ -8,6 +8,8 @@ Neuron kinds (`neuron`):
   microcode; it loses the residue above threshold at every spike, so rates fall below the ANN's.
 * ternary (for Clip(-a, a), Hardtanh; needs `signed`): +theta at V >= theta, -theta at
   V <= -theta, reset by subtraction: rates follow clip(z, -theta, theta).
+* `sigma-delta`: Lava's stock SigmaDelta neuron (compiler/ops/sigma_delta.py), ReLU only:
+  graded messages carry the change of the activation when it exceeds a per-layer vth.
 * `signed`: reset by subtraction, plus a negative spike that takes back an earlier spike when the
   potential falls below zero (Fast-SNN, Hu et al. 2023; SNM, Wang et al. 2022); the net count
   never goes below zero.
@@ -36,8 +38,10 @@ from ..ops.neuron import MAX_SPIKE_BITS, spike_levels
 from .rewrite import rebuild
 
 NAME = "convert"
-NEURONS = ("if", "lif", "signed")
+NEURONS = ("if", "lif", "signed", "sigma-delta")
 DEFAULT_PHI = 0.5
+# sigma-delta: vth relative to the layer's activation scale until delta-thresholds chooses it
+DEFAULT_VTH_RATIO = 1 / 64
 
 
 def check_spike_bits(bits: int, neuron: str = "if", flag: str = "--spike-bits") -> int:
@@ -50,6 +54,9 @@ def check_spike_bits(bits: int, neuron: str = "if", flag: str = "--spike-bits") 
         raise UsageError(f"{flag} {bits}: --neuron lif is Lava's stock LIF, which resets to "
                          "zero and sends binary spikes; graded spikes need reset by "
                          "subtraction: use --neuron if or signed (or --spike-bits 1)")
+    if int(bits) > 1 and neuron == "sigma-delta":
+        raise UsageError(f"{flag} {bits}: sigma-delta neurons send graded messages of up to 24 "
+                         "bits by design; drop --spike-bits (it sets the counts of IF neurons)")
     return int(bits)
 
 
@@ -75,6 +82,25 @@ def _neuron(node: Node, kind: str, bits: int = 1) -> Node:
             np.float32)
     return Node(node.name, "if", node.inputs, attrs=attrs,
                 params={"theta": theta, "v0": np.zeros_like(theta), "phi": phi},
+                shape=node.shape, source=node.source, meta=node.meta)
+
+
+def _sigma_delta(node: Node) -> Node:
+    """A ReLU as Lava's stock SigmaDelta neuron (compiler/ops/sigma_delta.py): one delta
+    threshold per layer, relative to the layer's activation scale (the clip level
+    normalize-thresholds chose; the largest if per channel)."""
+    if node.op != "relu":
+        raise ModelError.at(node, f"{node.op} cannot become a sigma-delta neuron: Lava's "
+                            "SigmaDelta computes ReLU only (Clip(0, a), ReLU6 and quantized "
+                            "activations clip at a, which it cannot); use --neuron if, or "
+                            "retrain with ReLU")
+    if "theta" not in node.params:
+        raise ModelError.at(node, "activation has no scale; run normalize-thresholds "
+                            "before convert")
+    scale = np.float32(np.max(node.params["theta"]))
+    return Node(node.name, "sd", node.inputs, attrs={"act": "relu"},
+                params={"vth": np.array(scale * np.float32(DEFAULT_VTH_RATIO), np.float32),
+                        "scale": np.array(scale, np.float32)},
                 shape=node.shape, source=node.source, meta=node.meta)
 
 
@@ -122,7 +148,7 @@ def convert(graph: Graph, neuron: str = "if", spike_bits: int = 1) -> Graph:
     dropped_softmax = False
     for node in graph.nodes:
         if node.op in ("relu", "clip", "qclip"):
-            node = _neuron(node, neuron, bits)
+            node = _sigma_delta(node) if neuron == "sigma-delta" else _neuron(node, neuron, bits)
         elif node.op == "softmax" and node.name == graph.output:
             renames[node.name] = node.inputs[0]
             dropped_softmax = True

@@ -25,8 +25,12 @@ from .calibrate import NAME as CALIBRATE
 from .calibrate import OutputsFn, Simulator, calibrate
 from .convert import NAME as CONVERT
 from .convert import convert
+from .delta_thresholds import NAME as DELTA_THRESHOLDS
+from .delta_thresholds import delta_thresholds
 from .fold_batchnorm import NAME as FOLD_BATCHNORM
 from .fold_batchnorm import fold_batchnorm
+from .lower_maxpool import NAME as LOWER_MAXPOOL
+from .lower_maxpool import lower_maxpool
 from .normalize_thresholds import NAME as NORMALIZE_THRESHOLDS
 from .normalize_thresholds import ActivationStats, NormSpec, normalize_thresholds
 from .recognise_activations import NAME as RECOGNISE_ACTIVATIONS
@@ -63,12 +67,14 @@ PASSES: dict[str, PassFn] = {
     RECOGNISE_ACTIVATIONS: lambda g, o: recognise_activations(g),
     SPIKE_OUTPUT: lambda g, o: spike_output(g),
     FOLD_BATCHNORM: lambda g, o: fold_batchnorm(g),
+    LOWER_MAXPOOL: lambda g, o: lower_maxpool(g),  # max pools as ReLU trees (before thresholds)
     NORMALIZE_THRESHOLDS: lambda g, o: normalize_thresholds(g, o.calib, o.norm,
                                                            timesteps=o.timesteps,
                                                            spike_bits=o.spike_bits,
                                                            stats=o.stats),
     CONVERT: lambda g, o: convert(g, o.neuron, o.spike_bits),
     SHIFT_BIAS: lambda g, o: shift_bias(g, o.shift, o.timesteps),
+    DELTA_THRESHOLDS: lambda g, o: delta_thresholds(g, o.calib),
     CALIBRATE: lambda g, o: calibrate(g, o.calib, o.timesteps, o.simulator, o.calibrate,
                                       progress=o.progress, on_outputs=o.on_calibrated),
     LOWER_SYNAPSES: lambda g, o: lower_synapses(g),
@@ -78,8 +84,12 @@ PASSES: dict[str, PassFn] = {
 
 DEFAULT_PIPELINE = (RECOGNISE_ACTIVATIONS, FOLD_BATCHNORM, NORMALIZE_THRESHOLDS, CONVERT,
                     SHIFT_BIAS, CALIBRATE)
+# sigma-delta networks: no half-step shift or calibration for T (they settle to the ANN with a
+# dead zone); their delta thresholds are chosen instead
+SIGMA_DELTA_PIPELINE = (RECOGNISE_ACTIVATIONS, FOLD_BATCHNORM, NORMALIZE_THRESHOLDS, CONVERT,
+                        DELTA_THRESHOLDS)
 # passes that read no options: every tuning candidate gets the same graph out of them
-OPTION_FREE = frozenset({RECOGNISE_ACTIVATIONS, SPIKE_OUTPUT, FOLD_BATCHNORM})
+OPTION_FREE = frozenset({RECOGNISE_ACTIVATIONS, SPIKE_OUTPUT, FOLD_BATCHNORM, LOWER_MAXPOOL})
 
 
 def split_pipeline(names: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -11,7 +11,14 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from snnc.backends.lava.procs.process import WORD_BITS, IFSub, LifIO, MaxPoolSpike, Readout
+from snnc.backends.lava.procs.process import (
+    WORD_BITS,
+    IFSub,
+    LifIO,
+    MaxPoolSpike,
+    Readout,
+    raster_words,
+)
 
 _SHIFT = 6  # Loihi MSB-aligns synaptic input and threshold by 6 bits
 _VMAX = 2**23 - 1  # 24-bit signed membrane state, saturating
@@ -25,27 +32,44 @@ class _Neuron(PyLoihiProcessModel):
         steps = int(self.timing[1])
         return (self.time_step - 1) // steps, (self.time_step - 1) % steps + 1
 
-    def _record(self, sample: int, local: int, s: np.ndarray) -> None:
+    def _record(self, sample: int, local: int, s: np.ndarray, bits: int = 1,
+                offset: int = 0) -> None:
+        """s: this step's spikes (bool) or payloads n; the raster holds n + offset (>= 0) in
+        `bits` bits per step, WORD_BITS // bits steps per word (backends/lava/network.py
+        unpacks it)."""
         depth, _, window, _ = (int(t) for t in self.timing)
         j = local - depth
         if not 0 <= j < window:
             return
-        self.counts[sample] += int(s.sum())
+        self.counts[sample] += int(np.count_nonzero(s))
+        self.payload[sample] += int(np.abs(s).sum())
         if self.raster.shape[0] == s.size:
-            col = sample * -(-window // WORD_BITS) + j // WORD_BITS
-            self.raster[:, col] += s.astype(self.raster.dtype) << (j % WORD_BITS)
+            per = WORD_BITS // bits
+            col = sample * raster_words(window, bits) + j // per
+            value = np.rint(s).astype(self.raster.dtype) + offset
+            self.raster[:, col] += value << ((j % per) * bits)
 
 
 class _IFBase(_Neuron):
-    """IFSub; subclasses do one step's arithmetic."""
+    """IFSub; subclasses do one step's arithmetic (`step` for binary spikes, `count` for the
+    payload of graded and signed neurons)."""
 
     def run_spk(self) -> None:
         sample, local = self._clock()
         if local == int(self.timing[0]):  # the sample reaches this population: restart
             self.v[:] = self.v0
+            self.net[:] = 0
         mant = self.inputs[:, sample] if int(self.timing[3]) else self.bias_mant
-        s = self.step(self.a_in.recv(), self.shift_bias(mant))
-        self._record(sample, local, s)
+        k, signed, bits = (int(g) for g in self.graded)
+        a, bias = self.a_in.recv(), self.shift_bias(mant)
+        if k == 1 and not signed:  # binary spikes
+            s = self.step(a, bias)
+            self._record(sample, local, s)
+        else:
+            s = self.count(a, bias, k, signed)
+            if signed:
+                self.net[:] = self.net + s
+            self._record(sample, local, s, bits, k if signed else 0)
         self.s_out.send(s.astype(self.s_out_dtype))
 
 
@@ -64,6 +88,9 @@ class PyIFSubFloat(_IFBase):
     inputs: np.ndarray = LavaPyType(np.ndarray, float)
     raster: np.ndarray = LavaPyType(np.ndarray, np.int32)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    payload: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    graded: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    net: np.ndarray = LavaPyType(np.ndarray, float)
     s_out_dtype = float
 
     def shift_bias(self, mant: np.ndarray) -> np.ndarray:
@@ -75,12 +102,22 @@ class PyIFSubFloat(_IFBase):
         self.v[s] -= self.vth[s]
         return s
 
+    def count(self, a: np.ndarray, bias: np.ndarray, k: int, signed: int) -> np.ndarray:
+        """The payload n (floats holding integers), as the float simulator computes it."""
+        self.v[:] = self.v + a + bias
+        n = np.floor(self.v / self.vth)
+        n -= n * self.vth > self.v  # the residue never goes negative
+        n = np.clip(n, -np.minimum(self.net, k) if signed else 0, k)
+        self.v[:] = self.v - n * self.vth
+        return n
+
 
 @implements(proc=IFSub, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
 class PyIFSubFixed(_IFBase):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    # a binary spike (1 bit), or the graded payload n (Var graded[2] bits)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     v0: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
@@ -91,6 +128,9 @@ class PyIFSubFixed(_IFBase):
     inputs: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
     raster: np.ndarray = LavaPyType(np.ndarray, np.int32)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    payload: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    graded: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    net: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     s_out_dtype = np.int32
 
     def shift_bias(self, mant: np.ndarray) -> np.ndarray:
@@ -104,6 +144,16 @@ class PyIFSubFixed(_IFBase):
         v[s] -= theta[s]
         self.v[:] = v
         return s
+
+    def count(self, a: np.ndarray, bias: np.ndarray, k: int, signed: int) -> np.ndarray:
+        """The payload n = clip(floor(v / (vth << 6)), lo, K), in integers."""
+        v = self.v.astype(np.int64) + np.left_shift(a.astype(np.int64), _SHIFT) + bias
+        v = np.clip(v, -_VMAX, _VMAX)
+        theta = np.left_shift(self.vth.astype(np.int64), _SHIFT)
+        lo = -np.minimum(self.net.astype(np.int64), k) if signed else 0
+        n = np.clip(np.floor_divide(v, theta), lo, k)
+        self.v[:] = v - n * theta
+        return n
 
 
 class _LifIOBase(_Neuron):
@@ -131,6 +181,7 @@ class PyLifIOFloat(_LifIOBase):
     inputs: np.ndarray = LavaPyType(np.ndarray, float)
     raster: np.ndarray = LavaPyType(np.ndarray, np.int32)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    payload: np.ndarray = LavaPyType(np.ndarray, np.int32)
     a_out_dtype = float
 
 
@@ -145,6 +196,7 @@ class PyLifIOFixed(_LifIOBase):
     inputs: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
     raster: np.ndarray = LavaPyType(np.ndarray, np.int32)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    payload: np.ndarray = LavaPyType(np.ndarray, np.int32)
     a_out_dtype = np.int32
 
 
@@ -180,10 +232,10 @@ class _MaxPoolBase(PyLoihiProcessModel):
         if (self.time_step - 1) % steps + 1 == depth:  # the sample reaches it: restart
             self.counts[:-1] = 0
             self.best[:] = 0
-        self.counts[-1] = -1  # the padding slot never wins
-        self.counts[:-1] += self.s_in.recv().astype(bool)
+        self.counts[-1] = -1  # the padding slot never wins (net counts are >= 0)
+        self.counts[:-1] += np.rint(self.s_in.recv()).astype(self.counts.dtype)  # payloads
         best = self.counts[self.index].max(axis=1)
-        s = best > self.best
+        s = best - self.best  # 0/1 for binary spikes, a count for graded or signed ones
         self.best[:] = best
         self.s_out.send(s.astype(self.s_out_dtype))
 

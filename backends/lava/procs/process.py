@@ -16,15 +16,26 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
+from snnc.compiler.loihi.populations import payload_bits
+
 WORD_BITS = 30  # spike raster bits per int32 word
 
 
-def _recording(proc: AbstractProcess, n: int, samples: int, window: int, raster: bool) -> None:
-    """`counts` (N,): spikes per sample in the window [depth, depth + window) of local steps;
-    `raster`: the same window as bits (if asked for)."""
-    words = -(-window // WORD_BITS)
+def raster_words(window: int, bits: int = 1) -> int:
+    """int32 words per neuron and sample for `window` steps of `bits`-bit payloads (a word
+    holds WORD_BITS // bits steps)."""
+    return -(-window // (WORD_BITS // bits))
+
+
+def _recording(proc: AbstractProcess, n: int, samples: int, window: int, raster: bool,
+               bits: int = 1) -> None:
+    """`counts` (N,): messages (n != 0) per sample in the window [depth, depth + window) of
+    local steps, `payload` (N,): the counts they carried (sum |n|); `raster`: the same window
+    as `bits`-bit fields (if asked for): the payload n, plus K for signed neurons."""
+    words = raster_words(window, bits)
     proc.raster = Var(shape=(n, samples * words) if raster else (1, 1), init=0)
     proc.counts = Var(shape=(samples,), init=0)
+    proc.payload = Var(shape=(samples,), init=0)
 
 
 def _inputs(inputs: np.ndarray | None, n: int, samples: int) -> Var:
@@ -38,13 +49,20 @@ class IFSub(AbstractProcess):
         v = clip(v + (a_in << 6) + bias, +-(2**23 - 1)),  bias = bias_mant << bias_exp
         s = v >= vth << 6;  v -= s * (vth << 6)
 
-    v = v0 at local step `depth`; input-fed populations take their bias mantissa per sample
-    from `inputs` (n, N)."""
+    Graded (`levels` K = 2^B - 1 > 1) and signed neurons send a payload n on s_out instead:
+
+        n = clip(floor(v / (vth << 6)), lo, K);  v -= n * (vth << 6)
+
+    (integer floor division, toward -inf; floating_pt: floor(v / vth), one less where
+    n * vth > v), lo = 0, or for signed ones -min(net, K), net = the sum of n since the
+    sample's start (the net count never goes below zero). The synapses reading them take
+    graded messages (num_message_bits > 0). v = v0 and net = 0 at local step `depth`;
+    input-fed populations take their bias mantissa per sample from `inputs` (n, N)."""
 
     def __init__(self, *, shape: tuple[int], vth: np.ndarray, v0: np.ndarray,
                  bias_mant: np.ndarray, bias_exp: int, depth: int, steps: int, window: int,
                  samples: int, inputs: np.ndarray | None = None, raster: bool = False,
-                 name: str | None = None) -> None:
+                 levels: int = 1, signed: bool = False, name: str | None = None) -> None:
         super().__init__(shape=shape, name=name)
         n = shape[0]
         self.a_in = InPort(shape=shape)
@@ -57,7 +75,11 @@ class IFSub(AbstractProcess):
         self.timing = Var(shape=(4,), init=np.array([depth, steps, window,
                                                      int(inputs is not None)]))
         self.inputs = _inputs(inputs, n, samples)
-        _recording(self, n, samples, window, raster)
+        # payload: [K, signed, raster bits per step]; binary unsigned spikes are [1, 0, 1]
+        bits = payload_bits(levels, signed)
+        self.graded = Var(shape=(3,), init=np.array([levels, int(signed), bits]))
+        self.net = Var(shape=shape, init=0)  # signed neurons: the net count this sample
+        _recording(self, n, samples, window, raster, bits)
 
 
 class LifIO(AbstractProcess):
@@ -92,9 +114,10 @@ class Readout(AbstractProcess):
 
 
 class MaxPoolSpike(AbstractProcess):
-    """Spiking max pooling: counts its input spikes (from local step `depth`) and spikes when
-    the maximum count in a window grows. `index` (n_out, K) lists each window's inputs,
-    -1 = padding."""
+    """Spiking max pooling: sums its input payloads (spikes, or graded counts; from local step
+    `depth`) and sends the growth of the maximum sum in a window (a binary spike for binary
+    inputs, a count in the source's payload range for graded ones; compiler/loihi/
+    populations.py). `index` (n_out, K) lists each window's inputs, -1 = padding."""
 
     def __init__(self, *, shape: tuple[int], index: np.ndarray, n_in: int, steps: int,
                  depth: int, name: str | None = None) -> None:

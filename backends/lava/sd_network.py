@@ -1,0 +1,125 @@
+"""Run a sigma-delta plan (sd_plan.py) in Lava's CPU simulation with stock processes only.
+
+State is per sample and stock SigmaDelta processes have no reset, so every sample runs in a
+fresh Lava runtime of T + K steps (K: the sink's depth): exact, and simple; it costs a compile
+and the workers' start (about a second for a small network) per sample. The source sends the
+sample at step 1; the sink records every step's input and the host sums it all (the warm-up
+steps before the input arrives included, as backends/numpy/loihi_sigma_delta.py explains).
+With `raster`, each SigmaDelta's s_out also feeds a sink RingBuffer of its own, so that the
+messages can be compared with the NumPy bit-exact model payload for payload (these recording
+sinks are host processes that exist only in such runs; the plan does not list them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from snnc.compiler.errors import SnncError
+
+from . import require_lava
+from .network import LavaResult, _connect, _synapse
+from .plan import SYNAPSES, Plan, ProcSpec
+from .runner import BackendError, LavaSession
+
+Progress = Callable[[int], None]
+
+
+def _sigma_delta(spec: ProcSpec) -> Any:
+    from lava.proc.sdn.process import ActivationMode, SigmaDelta
+
+    p = spec.params
+    return SigmaDelta(shape=(spec.size,), vth=p["vth"], bias=p["bias"],
+                      act_mode=ActivationMode.RELU, cum_error=False, spike_exp=0,
+                      state_exp=int(p["state_exp"]), name=spec.name)
+
+
+def _build(plan: Plan, sample: np.ndarray, steps: int, raster: bool
+           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    procs: dict[str, Any] = {}
+    probes: dict[str, Any] = {}
+    for spec in plan.procs:
+        if spec.kind in SYNAPSES:
+            procs[spec.name] = _synapse(spec)
+        elif spec.kind == "source":
+            data = np.zeros((spec.size, steps), sample.dtype)
+            data[:, 0] = sample  # the change of a static sample: all of it at step 1
+            procs[spec.name] = Source(data=data)
+        elif spec.kind == "sink":
+            procs[spec.name] = Sink(shape=(spec.size,), buffer=steps)
+        elif spec.kind == "sigma_delta":
+            procs[spec.name] = _sigma_delta(spec)
+            if raster:
+                probes[spec.name] = Sink(shape=(spec.size,), buffer=steps)
+                procs[spec.name].s_out.connect(probes[spec.name].a_in)
+        else:
+            raise SnncError(f"process kind '{spec.kind}' is not part of a sigma-delta plan")
+    return procs, probes
+
+
+def _run_sample(plan: Plan, sample: np.ndarray, timesteps: int, raster: bool
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(the sink's sum (n_out,), each SigmaDelta's messages (steps, n)) of one sample."""
+    steps = int(timesteps) + plan.lag
+    try:
+        procs, probes = _build(plan, sample, steps, raster)
+        _connect(plan, procs)
+    except SnncError:
+        raise
+    except Exception as exc:  # Lava checks shapes and parameters as processes are made
+        raise BackendError(f"Lava refused the network: {type(exc).__name__}: {exc}") from exc
+    sink = procs[plan.readout]
+    tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
+    try:
+        with LavaSession(sink, tag) as lava:
+            lava.run(steps)
+            data = np.asarray(sink.data.get())
+            sent = {k: np.asarray(p.data.get()).T for k, p in probes.items()}
+    except SnncError:
+        raise
+    except Exception as exc:
+        raise BackendError(f"Lava failed while running the network: "
+                           f"{type(exc).__name__}: {exc}") from exc
+    acc = data.sum(axis=1)
+    return (np.rint(acc).astype(np.int64) if plan.mode == "fixed" else acc), sent
+
+
+def run_sigma_delta(plan: Plan, inputs: np.ndarray, timesteps: int, raster: bool = False,
+                    progress: Progress | None = None) -> LavaResult:
+    """All samples, one fresh runtime each; inputs (N, n_in): what the source sends (the
+    integers of compiler/loihi/quantize_sigma_delta.quantize_input for fixed point, the
+    sample itself for float). counts / payload: messages (nonzero) and their
+    sum |m| per SigmaDelta in Lava steps <= T + depth (reference steps <= T); rasters
+    (N, T + depth, n) on Lava's timeline, int32 for fixed point."""
+    require_lava("--backend lava")
+    data = np.asarray(inputs, np.int64 if plan.mode == "fixed" else np.float64)
+    neurons = [p for p in plan.procs if p.kind == "sigma_delta"]
+    accs, counts, payload = [], {p.name: [] for p in neurons}, {p.name: [] for p in neurons}
+    rasters: dict[str, list[np.ndarray]] = {p.name: [] for p in neurons}
+    for sample in data:
+        acc, sent = _run_sample(plan, sample, timesteps, raster)
+        accs.append(acc)
+        for spec in neurons:
+            if spec.name not in sent:
+                continue
+            window = sent[spec.name][:int(timesteps) + spec.depth]
+            if plan.mode == "fixed":
+                window = np.rint(window).astype(np.int32)
+            rasters[spec.name].append(window)
+            counts[spec.name].append(int(np.count_nonzero(window)))
+            payload[spec.name].append(np.abs(window).sum())
+        if progress is not None:
+            progress(1)
+    if not raster:  # counts need the messages: only recorded runs have them
+        return LavaResult(np.stack(accs), {}, {}, {})
+    fixed = plan.mode == "fixed"
+    return LavaResult(np.stack(accs),
+                      {k: np.asarray(v, np.int64) for k, v in counts.items()},
+                      {k: np.stack(v) for k, v in rasters.items()},
+                      {k: np.asarray(v, np.int64 if fixed else np.float64)
+                       for k, v in payload.items()} if fixed else {})
