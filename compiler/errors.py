@@ -7,9 +7,12 @@ from typing import Any
 
 
 class SnncError(Exception):
-    """Base class. `exit_code` is what the CLI returns for this kind of failure."""
+    """Base class. `exit_code` is what the CLI returns for this kind of failure.
+    `pass_name`: the compiler pass it was raised in, set by the pass manager (the message
+    stays the user's: it names the ONNX node; the pass is added as a note)."""
 
     exit_code = 1
+    pass_name: str | None = None
 
 
 class UsageError(SnncError):
@@ -95,6 +98,13 @@ class BackendError(SnncError):
 
 
 class PassError(SnncError):
-    """A compiler pass failed; names the pass and the passes that ran before it."""
+    """A compiler pass cannot run: it is out of order (`missing`: the fact of its contract
+    that does not hold, compiler/contracts.py) or the graph breaks one of its rules."""
 
     exit_code = 4
+
+    def __init__(self, message: str, *, pass_name: str | None = None,
+                 missing: str | None = None):
+        super().__init__(message)
+        self.pass_name = pass_name
+        self.missing = missing

@@ -32,6 +32,7 @@ import numpy as np
 from snnc.backends.numpy import SimulationResult
 from snnc.backends.numpy.simulator import DEFAULT_ENGINE, chunk_size
 from snnc.compiler.errors import UsageError
+from snnc.compiler.targets import target as target_entry
 
 from . import artifact
 from .network import CompiledNetwork, load
@@ -130,7 +131,8 @@ class Cluster:
         from distributed import as_completed
 
         ts = sorted({int(t) for t in timesteps})
-        size = (chunk_size(net.graph, len(x), batch_size) if net.target == "loihi"
+        size = (chunk_size(net.graph, len(x), batch_size)  # integer arithmetic: no engine
+                if target_entry(net.target).fixed_point
                 else chunk_size(net.graph, len(x), batch_size, engine, device))
         shards = plan_shards(len(x), size, self.workers * SHARDS_PER_WORKER)
         blob = artifact.encode(net.graph, net.target, net.options)

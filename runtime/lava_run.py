@@ -11,6 +11,8 @@ import numpy as np
 from snnc.compiler.errors import UsageError
 from snnc.compiler.executor import check_input
 from snnc.compiler.loihi.populations import input_currents
+from snnc.compiler.targets import TARGETS
+from snnc.compiler.targets import target as target_entry
 
 from .results import RunResult
 
@@ -19,10 +21,14 @@ if TYPE_CHECKING:  # the network calls this module to run in Lava: no import at 
 
 
 def _mode(net: CompiledNetwork) -> str:
-    if net.target == "numpy":
-        raise UsageError("this artifact was compiled for --target numpy; compile with "
-                         "--target lava (float) or --target loihi (fixed point) to run in Lava")
-    return "fixed" if net.target == "loihi" else "float"
+    """The plan mode, "float" or "fixed" (compiler/targets.py: the target's `lava`)."""
+    mode = target_entry(net.target).lava
+    if mode is None:
+        lava = [f"--target {name} ({'fixed point' if t.fixed_point else 'float'})"
+                for name, t in TARGETS.items() if t.lava]
+        raise UsageError(f"this artifact was compiled for --target {net.target}; compile "
+                         f"with {' or '.join(lava)} to run in Lava")
+    return mode
 
 
 def lava_trace(net: CompiledNetwork, x: np.ndarray, timesteps: int, raster: bool = False,
@@ -31,6 +37,8 @@ def lava_trace(net: CompiledNetwork, x: np.ndarray, timesteps: int, raster: bool
     conv='lava' runs conv synapses as Lava's Conv where Lava can hold them (else Sparse);
     'sparse' runs every conv synapse as Sparse, 'dense' as Dense up to a size
     (backends/lava/plan.py)."""
+    from snnc.backends.lava.lif_network import run_lif
+    from snnc.backends.lava.lif_plan import is_stock
     from snnc.backends.lava.network import run_lava
     from snnc.backends.lava.sd_plan import build_any_plan as build_plan
 
@@ -42,8 +50,9 @@ def lava_trace(net: CompiledNetwork, x: np.ndarray, timesteps: int, raster: bool
         outputs = raw.acc / plan.readout_scale + plan.readout_bias[None, :]
         outputs = outputs.reshape(len(x), *net.graph.output_node.shape).astype(np.float32)
         return RunResult(timesteps, outputs, dict(raw.counts), dict(raw.payload)), raw
-    raw = run_lava(plan, input_currents(net.graph, x, mode == "fixed"), timesteps,
-                   raster=raster, progress=progress)
+    run = run_lif if is_stock(plan) else run_lava  # stock LIFs: io RingBuffers at the edge
+    raw = run(plan, input_currents(net.graph, x, mode == "fixed"), timesteps,
+              raster=raster, progress=progress)
     outputs = raw.acc / (plan.readout_scale * timesteps) + plan.readout_bias[None, :]
     outputs = outputs.reshape(len(x), *net.graph.output_node.shape).astype(np.float32)
     return RunResult(timesteps, outputs, dict(raw.counts), dict(raw.payload)), raw
@@ -82,9 +91,9 @@ def compare_with_numpy(net: CompiledNetwork, x: np.ndarray, timesteps: int,
     from snnc.backends.numpy import simulate
     from snnc.backends.numpy.loihi import simulate_loihi
 
-    result, raw = lava_trace(net, x, timesteps, raster=net.target == "loihi",
-                             progress=progress, conv=conv)
-    if net.target == "loihi":
+    exact = target_entry(net.target).fixed_point
+    result, raw = lava_trace(net, x, timesteps, raster=exact, progress=progress, conv=conv)
+    if exact:
         ref = simulate_loihi(net.graph, x, [timesteps], rasters=True)
         mism = {k: int((raw.rasters[k] != ref.rasters[k]).sum()) for k in ref.rasters}
         mism.update(_payload_mismatches(result, {k: v[0] for k, v in ref.spikes.items()},

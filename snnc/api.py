@@ -23,50 +23,31 @@ from snnc.compiler.ir.graph import Graph
 from snnc.compiler.loihi.feasibility import check_feasible
 from snnc.compiler.loihi.map_cores import CoreLimits
 from snnc.compiler.passes import DEFAULT_PIPELINE, DumpSpec, NormSpec, PassOptions, run_pipeline
-from snnc.compiler.passes.convert import check_spike_bits
+from snnc.compiler.passes.convert import NEURONS, check_spike_bits
 from snnc.compiler.passes.manager import (
     FOLD_BATCHNORM,
     LOWER_MAXPOOL,
+    NORMALIZE_THRESHOLDS,
     SIGMA_DELTA_PIPELINE,
     SPIKE_OUTPUT,
-    TARGET_PASSES,
+    TREE_THRESHOLDS,
+    check_pipeline,
     split_pipeline,
+    target_passes,
 )
 from snnc.compiler.passes.recognise_activations import recognise_activations
+from snnc.compiler.targets import DEFAULT_TARGET, TARGETS, Target, having, words
+from snnc.compiler.targets import target as check_target
 from snnc.compiler.tuning import TuningCache, choose, norm_candidates
 from snnc.frontends.onnx import load_onnx
 from snnc.presets import DEFAULT_PRESET, PRESETS, preset_options
 from snnc.runtime import CompiledNetwork, load, load_data
 
-TARGETS = ("numpy", "lava", "loihi", "nir", "netx")
-# targets written as a file of another tool's format, not as an .snn artifact
+# every target, what it appends to the pipeline and what it can hold: compiler/targets.py
 # max pooling as ReLU tournaments (compiler/passes/lower_maxpool.py: what chip neurons
 # compute; the default for sigma-delta) or snnc's spiking max pool (a host process on Lava)
 MAXPOOL_MODES = ("relu", "spiking")
-LOIHI_TARGETS = ("lava", "loihi")  # lowered to synapses and mapped to neurocores
-EXPORT_SUFFIX = {"nir": ".nir", "netx": ".net"}  # .net: lava-dl's netx HDF5 files
-_LATER: dict[str, str] = {}
-DECODINGS = ("potential", "spikes")  # targets announced but not built yet (lava/loihi: issue #3)
-
-
-class TargetUnavailableError(UsageError):
-    """A target that this version of snnc cannot produce yet."""
-
-
-def check_target(target: str) -> None:
-    if target not in TARGETS:
-        raise UsageError(f"--target '{target}' is not one of: {', '.join(TARGETS)}")
-    if target in _LATER:
-        raise TargetUnavailableError(
-            f"--target {target}: {_LATER[target]} is not available in snnc {_version()} yet "
-            "(it arrives with the Lava/Loihi backend). Use --target numpy for now."
-        )
-
-
-def _version() -> str:
-    from snnc.version import __version__
-
-    return __version__
+DECODINGS = ("potential", "spikes")  # the output: the last layer's potential, or its spikes
 
 
 def _calib_array(calib: np.ndarray | str | os.PathLike[str] | None) -> np.ndarray | None:
@@ -78,7 +59,7 @@ def _calib_array(calib: np.ndarray | str | os.PathLike[str] | None) -> np.ndarra
 def compile(  # noqa: A001 - the public name users expect
     model: str | os.PathLike[str] | Graph,
     *,
-    target: str = "numpy",
+    target: str = DEFAULT_TARGET,
     calib: np.ndarray | str | os.PathLike[str] | None = None,
     timesteps: int = 32,
     preset: str = DEFAULT_PRESET,
@@ -115,7 +96,7 @@ def compile(  # noqa: A001 - the public name users expect
     data.
     `cache` (compiler.tuning.TuningCache) shares tuning work between compiles of the same
     model (path or Graph object) and calibration array, e.g. for several T (`snnc eval`)."""
-    check_target(target)
+    entry = check_target(target)
     if engine not in ENGINES:
         raise UsageError(f"--engine '{engine}' is not one of: {', '.join(ENGINES)}")
     if int(timesteps) < 1:
@@ -144,18 +125,16 @@ def compile(  # noqa: A001 - the public name users expect
     if picked == "sigma-delta":  # settles to the ANN: nothing to shift or calibrate for T
         spec, shift, method, pipeline = _sigma_delta_options(spec, shift, calibrate, pipeline)
     if picked == "auto" or (picked == "signed" and neuron is None):
-        picked = "signed" if target == "numpy" else "if"  # a preset's signed: where it runs
+        picked = entry.auto_neuron  # a preset's signed: where it runs
     neuron = picked
-    if neuron == "signed" and target == "netx":  # lava/loihi: signed graded payloads
-        raise UsageError("--neuron signed emits negative spikes, which netx's CUBA neurons "
-                         "(one binary spike) cannot hold; --target netx supports --neuron if "
-                         "or lif (use --target numpy, lava or loihi for signed)")
+    _check_neuron(entry, neuron)
     bits, max_bits = _spike_bits(spike_bits, max_spike_bits, neuron)
-    if max_bits > 1 and target not in ("numpy", *LOIHI_TARGETS):
+    if max_bits > entry.max_spike_bits:
         flag = f"--spike-bits {bits}" if bits > 1 else f"--max-spike-bits {max_bits}"
         raise UsageError(f"{flag}: graded spikes carry a count in each message, which "
                          f"--target {target} cannot express (its neurons send binary "
-                         "spikes); use --target numpy, lava or loihi (or --spike-bits 1)")
+                         f"spikes); use {words(having(lambda t: t.max_spike_bits > 1))} "
+                         "(or --spike-bits 1)")
     limits = core_limits
     if max_chips is not None:
         if int(max_chips) < 1:
@@ -165,16 +144,24 @@ def compile(  # noqa: A001 - the public name users expect
                           neuron=neuron, spike_bits=bits, calibrate=method,
                           simulator=_simulator(engine, device),
                           progress=progress, core_limits=limits)
-    if target in LOIHI_TARGETS:  # refuse in seconds what the Loihi passes would refuse
+    if entry.neurocores:  # refuse in seconds what the Loihi passes would refuse
         check_feasible(graph, calib_x, neuron, limits)
-    pool = maxpool or ("relu" if neuron == "sigma-delta" else "spiking")
+    # stock LIFs on lava/loihi: ReLU trees too, since a spiking max pool is a host process
+    # (tree-thresholds makes them about as accurate, README; --maxpool spiking keeps it)
+    chip_lif = neuron == "lif" and entry.neurocores
+    pool = maxpool or ("relu" if neuron == "sigma-delta" or chip_lif else "spiking")
     if pool not in MAXPOOL_MODES:
         raise UsageError(f"--maxpool '{maxpool}' is not one of: {', '.join(MAXPOOL_MODES)}")
     if pool == "relu" and LOWER_MAXPOOL not in pipeline:  # ReLU trees, before the thresholds
         k = pipeline.index(FOLD_BATCHNORM) + 1 if FOLD_BATCHNORM in pipeline else 0
         pipeline = (*pipeline[:k], LOWER_MAXPOOL, *pipeline[k:])
+        if neuron != "sigma-delta" and NORMALIZE_THRESHOLDS in pipeline:  # rate-coded trees
+            k = pipeline.index(NORMALIZE_THRESHOLDS) + 1
+            pipeline = (*pipeline[:k], TREE_THRESHOLDS, *pipeline[k:])
     if decode == "spikes":
         pipeline = (SPIKE_OUTPUT, *pipeline)
+    extra = target_passes(target)  # lava/loihi: synapses, quantization, cores
+    check_pipeline(graph, (*pipeline, *extra))  # out of order: refused before tuning
     tried: list[dict[str, Any]] = []
     note = ""
     tuned = None
@@ -183,12 +170,11 @@ def compile(  # noqa: A001 - the public name users expect
         options = replace(options, stats=cache.stats, on_calibrated=cache.record_outputs)
         # netx holds one threshold per layer (lava-dl's CUBA neurons)
         options, tried, note, tuned = _tune(graph, pipeline, options,
-                                            per_channel=target != "netx",
+                                            per_channel=entry.per_channel_thresholds,
                                             max_spike_bits=max_bits, cache=cache)
-    target_passes = TARGET_PASSES.get(target, ())  # lava/loihi: synapses, quantization
-    pipeline += target_passes
+    pipeline += extra
     if tuned is not None and dump is None:  # the winner is compiled already: the same graph
-        snn = run_pipeline(tuned, target_passes, options)
+        snn = run_pipeline(tuned, extra, options)
     else:
         snn = run_pipeline(graph, pipeline, options, dump)
     settings: dict[str, Any] = {
@@ -209,6 +195,22 @@ def compile(  # noqa: A001 - the public name users expect
     if note:
         settings["tuning_note"] = note  # what the compute budget changed
     return CompiledNetwork(snn, target, settings)
+
+
+def _check_neuron(entry: Target, neuron: str) -> None:
+    """The refusals of neurons the target cannot hold (compiler/targets.py)."""
+    held = tuple(n for n in NEURONS if (n != "signed" or entry.signed_neurons)
+                 and (n != "sigma-delta" or entry.sigma_delta))
+    if neuron == "signed" and not entry.signed_neurons:  # lava/loihi: signed graded payloads
+        raise UsageError(f"--neuron signed emits negative spikes, which {entry.neurons} "
+                         f"cannot hold; --target {entry.name} supports "
+                         f"{words(held, '--neuron ')} (use "
+                         f"{words(having(lambda t: t.signed_neurons))} for signed)")
+    if neuron == "sigma-delta" and not entry.sigma_delta:
+        raise UsageError(f"--neuron sigma-delta sends graded changes of each activation, which "
+                         f"{entry.neurons} cannot hold; --target {entry.name} supports "
+                         f"{words(held, '--neuron ')} (use "
+                         f"{words(having(lambda t: t.sigma_delta))} for sigma-delta)")
 
 
 def _sigma_delta_options(spec: NormSpec, shift: str, calibrate: str | None,
@@ -290,7 +292,7 @@ def _tune(graph: Graph, pipeline: tuple[str, ...], options: PassOptions,
     return choice.options, tried, choice.note, choice.graph
 
 
-def load_nir(path: str | os.PathLike[str] | Any, *, target: str = "numpy",
+def load_nir(path: str | os.PathLike[str] | Any, *, target: str = DEFAULT_TARGET,
              timesteps: int = 32, reset: str | None = None, metadata: bool = True,
              dt: float = 1e-4) -> CompiledNetwork:
     """A NIR graph written by another tool (a path or nir.NIRGraph) as a compiled network for
@@ -300,14 +302,16 @@ def load_nir(path: str | os.PathLike[str] | Any, *, target: str = "numpy",
     (frontends/nir/importer.py)."""
     from snnc.frontends.nir import from_nir
 
-    if target not in ("numpy", *LOIHI_TARGETS):
-        raise UsageError(f"--target {target}: a NIR graph compiles for numpy, lava or loihi")
+    importable = having(lambda t: t.imports_nir)
+    if target not in importable:
+        raise UsageError(f"--target {target}: a NIR graph compiles for "
+                         f"{words(importable, '')}")
     graph = from_nir(path, reset=reset, metadata=metadata, dt=dt)
     neuron = "lif" if all(n.attrs.get("reset") == "zero" for n in graph if n.op == "if") \
         else "if"
-    if target in LOIHI_TARGETS:
+    if target_passes(target):
         options = PassOptions(timesteps=int(timesteps), neuron=neuron)
-        graph = run_pipeline(graph, TARGET_PASSES[target], options)
+        graph = run_pipeline(graph, target_passes(target), options)
     source = Path(path).name if isinstance(path, (str, os.PathLike)) else "nir"
     return CompiledNetwork(graph, target, {"timesteps": int(timesteps), "preset": "nir-import",
                                            "neuron": neuron, "source": source})

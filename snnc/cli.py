@@ -67,6 +67,7 @@ def _add_compile_options(p: argparse.ArgumentParser, several_presets: bool = Fal
     from snnc.compiler.passes.calibrate import METHODS
     from snnc.compiler.passes.convert import NEURONS
     from snnc.compiler.passes.shift_bias import MODES
+    from snnc.compiler.targets import having, words
     from snnc.presets import DEFAULT_PRESET, PRESETS
 
     p.add_argument("--calib", metavar="CALIB.npz", help="calibration data (.npz with x) for "
@@ -98,9 +99,10 @@ def _add_compile_options(p: argparse.ArgumentParser, several_presets: bool = Fal
                    "relu(a - b) + b (what chip neurons compute; default for sigma-delta); "
                    "spiking: snnc's spiking max pool (default for IF neurons; a host process "
                    "on Lava)")
+    graded = words(having(lambda t: t.max_spike_bits > 1))
     p.add_argument("--spike-bits", type=int, default=1, metavar="B",
                    help="graded spikes: each message carries up to 2^B - 1 counts of theta "
-                   "(default 1: binary spikes; --target numpy, lava or loihi)")
+                   f"(default 1: binary spikes; {graded})")
     p.add_argument("--max-spike-bits", type=int, metavar="M", help="let tuning choose the "
                    "spike bits in B..M on the calibration data: the fewest that agree with "
                    "the ANN best (default M = B: no search)")
@@ -125,8 +127,17 @@ def _add_engine_option(p: argparse.ArgumentParser) -> None:
                    "(default cpu)")
 
 
+def _target(name: str) -> str:
+    """A --target value; an unknown one is refused with the list of targets (before
+    argparse's choices would be, with a less helpful message)."""
+    from snnc.compiler.targets import target
+
+    return target(name).name
+
+
 def build_parser() -> argparse.ArgumentParser:
     from snnc.compiler.ir.printer import FORMATS
+    from snnc.compiler.targets import DEFAULT_TARGET, RUN_BACKENDS, TARGETS, having
     from snnc.version import __version__
 
     parser = _Parser(prog="snnc", description="Compile ONNX CNNs into spiking neural "
@@ -136,8 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="compile an ONNX model to an .snn artifact")
     p.add_argument("model", help="ONNX model file")
-    p.add_argument("--target", default="numpy", help="numpy (default), lava, loihi, nir "
-                   "(a NIR graph file for other SNN tools) or netx (lava-dl's HDF5, .net)")
+    summaries = [t.summary for t in TARGETS.values()]
+    p.add_argument("--target", default=DEFAULT_TARGET, type=_target, choices=tuple(TARGETS),
+                   help=f"{', '.join(summaries[:-1])} or {summaries[-1]}")
     p.add_argument("-o", "--output", metavar="OUT.snn", help="artifact path "
                    "(default: MODEL.snn next to the model)")
     p.add_argument("--timesteps", type=_timesteps, default=32, metavar="T",
@@ -151,12 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dump-format", default="text", choices=sorted(FORMATS))
 
     p = sub.add_parser("run", help="run a compiled network on data")
-    p.add_argument("artifact", help=".snn file written by snnc compile")
+    p.add_argument("artifact", help=".snn file written by snnc compile, or a netx SDNN .net "
+                   "file (--target netx --neuron sigma-delta)")
     p.add_argument("--data", required=True, metavar="DATA.npz", help=".npz with x (and y)")
     p.add_argument("--timesteps", type=_timesteps, metavar="T", help="time steps (default: the "
                    "artifact's)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    p.add_argument("--backend", default="numpy", choices=("numpy", "lava"),
+    p.add_argument("--backend", default=RUN_BACKENDS[0], choices=RUN_BACKENDS,
                    help="numpy simulator (default) or Lava's CPU simulation (needs lava-nc)")
     p.add_argument("--compare", choices=("numpy",), help="with --backend lava: also run "
                    "NumPy and exit 0 only if spikes and outputs agree")
@@ -186,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("nir_file", metavar="NET.nir", help="NIR graph file (nir.write)")
     p.add_argument("-o", "--output", metavar="OUT.snn", help="artifact path (default: "
                    "NET.snn next to the file)")
-    p.add_argument("--target", default="numpy", choices=("numpy", "lava", "loihi"))
+    p.add_argument("--target", default=DEFAULT_TARGET, type=_target,
+                   choices=having(lambda t: t.imports_nir))
     p.add_argument("--timesteps", type=_timesteps, default=32, metavar="T",
                    help="default number of time steps to run (default 32)")
     p.add_argument("--reset", choices=("zero", "subtract"), help="read every IF as resetting "
@@ -237,10 +251,10 @@ def _compile_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     import snnc
+    from snnc.compiler.targets import resolve
 
-    snnc.api.check_target(args.target)  # fail before any work
-    suffix = snnc.api.EXPORT_SUFFIX.get(args.target, ".snn")
-    output = Path(args.output) if args.output else Path(args.model).with_suffix(suffix)
+    entry = snnc.api.check_target(args.target)  # fail before any work
+    output = Path(args.output) if args.output else Path(args.model).with_suffix(entry.suffix)
     from .progress import progress_bar
 
     # one tick per tuning candidate simulated and per layer calibrated (nothing otherwise)
@@ -249,26 +263,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
                            timesteps=args.timesteps, dump_ir=args.dump_ir,
                            dump_dir=args.dump_dir, dump_format=args.dump_format,
                            progress=bar.update, **_compile_kwargs(args))
-    if args.target == "nir":
-        from snnc.backends.nir import write_nir
-
-        notes = write_nir(net.graph, output)  # what a plain NIR reader will not reproduce
-        for note in notes:
-            print(f"snnc: warning: {note}", file=sys.stderr)
-        if notes and args.calib:
-            x = snnc.runtime.load_data(args.calib)[0][:128]
-            agree = snnc.api.nir_agreement(net, x)
-            print(f"snnc: warning: a reader that follows NIR (reset to zero, V(0) = 0) "
-                  f"predicts as snnc does on {100 * agree:.1f}% of {len(x)} calibration "
-                  "samples; --preset nir compiles a network that NIR states exactly",
-                  file=sys.stderr)
-    elif args.target == "netx":
-        from snnc.backends.netx import write_netx
-
-        for note in write_netx(net.graph, output):  # what netx cannot express
-            print(f"snnc: warning: {note}", file=sys.stderr)
-    else:
-        net.save(output)
+    notes = net.write(output)  # the target's writer: what its format cannot express
+    for note in notes:
+        print(f"snnc: warning: {note}", file=sys.stderr)
+    if notes and args.calib and entry.agreement:  # what a plain reader will not reproduce
+        x = snnc.runtime.load_data(args.calib)[0][:128]
+        agree = resolve(entry.agreement)(net, x)
+        print(f"snnc: warning: {entry.reader} predicts as snnc does on {100 * agree:.1f}% of "
+              f"{len(x)} calibration samples; {entry.exact}", file=sys.stderr)
     neurons = sum(int(_prod(n.shape)) for n in net.graph.nodes if n.op in ("if", "sd"))
     layers = sum(1 for n in net.graph.nodes if n.op in ("if", "sd"))
     print(f"compiled {args.model} -> {output}")
@@ -322,11 +324,13 @@ def _placement(graph: Any) -> list[dict[str, str]]:
     """backends/lava/placement.py's table of the Lava processes a lowered graph becomes."""
     from snnc.backends.lava.placement import rows
     from snnc.backends.lava.sd_plan import build_any_plan as build_plan
+    from snnc.compiler.contracts import QUANTIZED_WEIGHTS, SYNAPSES, facts
 
-    if graph.meta.get("synapses") is None:
+    have = facts(graph)
+    if SYNAPSES not in have:
         raise UsageError("--placement needs an artifact compiled with --target lava or loihi "
                          "(its Lava processes); this one has no synapse layers")
-    return rows(build_plan(graph, "fixed" if graph.meta.get("quantized") else "float"))
+    return rows(build_plan(graph, "fixed" if QUANTIZED_WEIGHTS in have else "float"))
 
 
 def _prod(shape: Sequence[int]) -> int:
@@ -337,10 +341,13 @@ def _prod(shape: Sequence[int]) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from snnc.compiler.targets import target
     from snnc.runtime import load, load_data
 
     from .progress import progress_bar
 
+    if Path(args.artifact).suffix == target("netx").suffix:  # lava-dl's netx SDNN file
+        return _run_netx(args)
     net = load(args.artifact)
     x, y = load_data(args.data)
     if args.compare:
@@ -367,6 +374,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_netx(args: argparse.Namespace) -> int:
+    """A netx SDNN file: NumPy, bit-exact to lava-dl's reader in Lava's fixed_pt simulation,
+    or lava-dl itself (--backend lava); --timesteps: steps per sample (default: settled)."""
+    import numpy as np
+
+    from snnc.runtime import load_data
+    from snnc.runtime.netx_run import run_netx, simulate_netx_file
+
+    if args.compare:  # the NumPy run is bit-exact to lava-dl's by construction (tested)
+        raise UsageError("--compare needs a .snn artifact; a netx file runs with --backend "
+                         "numpy (bit-exact to lava-dl's reader) or lava (lava-dl itself)")
+    x, y = load_data(args.data)
+    messages = None
+    if args.backend == "numpy":
+        outputs, run = simulate_netx_file(args.artifact, x, args.timesteps)
+        messages = float(sum(m.sum() for m in run.messages.values()) / max(len(x), 1))
+    else:
+        outputs = run_netx(args.artifact, x, backend=args.backend, steps=args.timesteps)
+    predictions = np.asarray(outputs).reshape(len(x), -1).argmax(axis=1)
+    report: dict[str, Any] = {"artifact": Path(args.artifact).name, "samples": int(len(x)),
+                              "backend": args.backend, "predictions": predictions.tolist()}
+    line = f"{len(x)} samples, netx SDNN ({args.backend})"
+    if y is not None:
+        report["accuracy"] = float(np.mean(predictions == np.asarray(y).reshape(-1)))
+        line += f", accuracy {100 * report['accuracy']:.2f}%"
+    if messages is not None:
+        report["messages_per_sample"] = messages
+        line += f", {messages:.1f} messages/sample"
+    print(line)
+    if args.json:
+        _write_json(args.json, report)
+    return 0
+
+
 def _run_compare(args: argparse.Namespace, net: Any, x: Any) -> int:
     from snnc.runtime.lava_run import compare_with_numpy
 
@@ -377,7 +418,9 @@ def _run_compare(args: argparse.Namespace, net: Any, x: Any) -> int:
     t = args.timesteps or net.default_timesteps
     with progress_bar(len(x), "lava") as bar:
         cmp = compare_with_numpy(net, x, t, progress=bar.update)
-    kind = "bit-exact (fixed point)" if net.target == "loihi" else "float"
+    from snnc.compiler.targets import target
+
+    kind = "bit-exact (fixed point)" if target(net.target).fixed_point else "float"
     print(f"lava vs numpy, {kind}, {len(x)} samples, T={t}: "
           + ("AGREE" if cmp.agree else "DIFFER"))
     for name, n in cmp.mismatches.items():

@@ -43,6 +43,7 @@ from snnc.compiler.errors import DataError, UsageError
 from snnc.compiler.executor import run, run_all
 from snnc.compiler.ops.neuron import max_count
 from snnc.compiler.rate_bound import rate_bound_graph
+from snnc.compiler.targets import target
 from snnc.compiler.tuning import TuningCache, graph_digest
 from snnc.runtime import CompiledNetwork, load_data
 from snnc.runtime.ann import ann_outputs
@@ -104,7 +105,8 @@ def bound_accuracy(net: CompiledNetwork, x: np.ndarray, y: np.ndarray,
                    timesteps: int) -> float | None:
     """Accuracy of the network's rate-coding bound at `timesteps` (None: no closed form, or a
     fixed-point network, whose float weights are not what runs)."""
-    graph = rate_bound_graph(net.graph, timesteps) if net.target == "numpy" else None
+    # only the converted network itself: no target passes lowered or quantized it
+    graph = None if target(net.target).passes else rate_bound_graph(net.graph, timesteps)
     if graph is None:
         return None
     batches = (x[s:s + 256] for s in range(0, len(x), 256))  # bounded memory

@@ -3,9 +3,13 @@ onnxruntime as the reference, and the relative error the tests compare against i
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import numpy_helper
 
 
@@ -67,3 +71,50 @@ def max_rel_error(ours: np.ndarray, ref: np.ndarray) -> float:
     ours, ref = np.asarray(ours), np.asarray(ref)
     assert ours.shape == ref.shape, (ours.shape, ref.shape)
     return float(np.max(np.abs(ours - ref)) / max(float(np.max(np.abs(ref))), 1e-6))
+
+
+def small_32x32_net(name: str):  # noqa: ANN202 - torch is imported lazily
+    """A small 32x32 net for the Lava tests: 'vgg_maxpool' (three conv-BN-ReLU-maxpool
+    blocks, linear) or 'resnet_skip' (residual blocks with skip Adds, average pooling), with
+    BN statistics drawn at random (seeded) so that folding them matters."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(16)
+
+    def block(c_in: int, c_out: int, stride: int = 1) -> list:
+        return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.BatchNorm2d(c_out),
+                nn.ReLU()]
+
+    if name == "vgg_maxpool":
+        model = nn.Sequential(*block(3, 4), nn.MaxPool2d(2), *block(4, 6), nn.MaxPool2d(2),
+                              *block(6, 8), nn.MaxPool2d(2), nn.Flatten(),
+                              nn.Linear(8 * 4 * 4, 5))
+    else:
+        class Residual(nn.Module):
+            def __init__(self, c: int) -> None:
+                super().__init__()
+                self.body = nn.Sequential(*block(c, c), nn.Conv2d(c, c, 3, padding=1))
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return torch.relu(x + self.body(x))
+
+        model = nn.Sequential(*block(3, 4), Residual(4), *block(4, 6, 2), Residual(6),
+                              nn.AvgPool2d(16), nn.Flatten(), nn.Linear(6, 5))
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def export_small_32x32(name: str, path: Path) -> Path:
+    """small_32x32_net(name) as ONNX (TorchScript exporter, opset 13, dynamic batch)."""
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(small_32x32_net(name), (torch.zeros(2, 3, 32, 32),), str(path),
+                          dynamo=False, opset_version=13, input_names=["input"],
+                          dynamic_axes={"input": {0: "batch"}})
+    return path

@@ -68,16 +68,33 @@ def test_an_unreachable_scheduler_is_a_usage_error(digits_model: Path, digits_te
     assert "cannot reach a Dask scheduler" in capsys.readouterr().err
 
 
-def test_held_out_32x32_model_sharded_four_ways(test_data: Path) -> None:
-    """A VGG on 32x32 inputs: 16-sample chunks, so 540 samples make four shards."""
+def test_held_out_32x32_model_sharded_four_ways(test_data: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A VGG on 32x32 inputs: 16-sample chunks, so 136 samples (of the held-out 540: each
+    costs two simulations) make four shards, the last with the partial chunk."""
     pytest.importorskip("distributed")
+    import numpy as np
+
     from snnc.evaluate import evaluate
+    from snnc.runtime import distributed
     from snnc.runtime.distributed import Cluster
 
     held = test_data / "heldout"
-    args = (held / "vgg_qcfs_L4.onnx", held / "digits32_test.npz", [2, 4])
+    with np.load(held / "digits32_test.npz") as f:
+        np.savez(tmp_path / "test.npz", x=f["x"][:136], y=f["y"][:136])
+    args = (held / "vgg_qcfs_L4.onnx", tmp_path / "test.npz", [2, 4])
     one = evaluate(*args, presets=["qcfs"])
+    planned: list[list[slice]] = []
+
+    def spy(n: int, chunk: int, parts: int) -> list[slice]:
+        planned.append(plan_shards(n, chunk, parts))
+        return planned[-1]
+
+    monkeypatch.setattr(distributed, "plan_shards", spy)
     with Cluster(workers=2) as cluster:
         two = evaluate(*args, presets=["qcfs"], runner=cluster)
+    assert planned and all(len(shards) == 4 and shards[-1].stop - shards[-1].start > 32
+                           for shards in planned)
     one.pop("timing"), two.pop("timing")
+    assert one["samples"] == 136
     assert json.dumps(one, sort_keys=True) == json.dumps(two, sort_keys=True)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from snnc.compiler import parallel
 from snnc.compiler.ir.graph import Node
 from snnc.compiler.ops import conv as conv_op
-from snnc.compiler.ops import opdef, parallel
+from snnc.compiler.ops import opdef
 
 
 def _direct(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int,

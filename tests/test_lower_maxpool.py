@@ -15,7 +15,7 @@ import pytest
 from helpers import max_rel_error, ort_run
 
 import snnc
-from snnc.compiler.errors import ModelError, UsageError
+from snnc.compiler.errors import ModelError, PassError
 from snnc.compiler.executor import run, run_all
 from snnc.compiler.ir.builder import GraphBuilder
 from snnc.compiler.ir.graph import Graph
@@ -155,7 +155,7 @@ def test_windows_wholly_in_padding_are_refused() -> None:
 
 def test_a_converted_network_is_refused() -> None:
     graph = _pool_net(_pool_attrs(2, 2))
-    with pytest.raises(UsageError, match="before normalize-thresholds"):
+    with pytest.raises(PassError, match="lower-maxpool.*before normalize-thresholds"):
         lower_maxpool(graph.with_meta(stage="snn"))
 
 

@@ -1,9 +1,11 @@
 """netx export: the digits CNN is written as lava-dl's netx HDF5 (input -> conv -> conv ->
-flatten -> dense), read back with h5py only (lava-dl is not installed), and re-implemented
-in NumPy: the conv layers are the loihi pipeline's conv synapses (geometry and kernel as
-lower-synapses composed them), their kernels reproduce its integer synapse matrices exactly,
-and Lava's LIF equations run on the file classify the digits. Networks netx cannot hold are
-refused with the offending layers named."""
+flatten -> dense) and read back: the conv layers are the loihi pipeline's conv synapses
+(geometry and kernel as lower-synapses composed them), their kernels reproduce its integer
+synapse matrices exactly, and Lava's LIF equations run on the file classify the digits. Where
+lava-dl is installed, its own reader runs the file in Lava and gives, integer for integer, the
+readout of the NumPy model of those equations used here (which then checks the accuracy on
+more samples than Lava could run in a test); without lava-dl, the NumPy model alone. Networks
+netx cannot hold are refused with the offending layers named."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from snnc.compiler.errors import ModelError
 from snnc.compiler.loihi.populations import populations
 from snnc.compiler.loihi.synapses import matrix
 from snnc.compiler.passes import run_pipeline
+from snnc.runtime.netx_lava_dl import cuba_readout, lava_dl_available
 
 h5py = pytest.importorskip("h5py")
 from snnc.backends.netx import input_bias, write_netx  # noqa: E402
@@ -181,6 +184,22 @@ def test_lava_lif_dynamics_on_the_file_classify_digits(netx_file: Path, digits_s
     out = _simulate(_read(netx_file), bias0, 64 + 3)  # 3 layers of synaptic delay
     accuracy = float((out.argmax(1) == y).mean())
     assert accuracy > 0.75, accuracy
+
+
+@pytest.mark.skipif(not lava_dl_available(), reason="lava-dl 0.6.0 is not installed (pip "
+                    "install --no-deps --ignore-requires-python lava-dl==0.6.0, or make "
+                    "install); the NumPy model of Lava's LIF stands in for it")
+def test_lava_dl_runs_the_file_as_the_numpy_lif_model(netx_file: Path, digits_snn,
+                                                      digits_test_arrays) -> None:
+    """lava-dl's reader builds the file into Lava's LIF, Conv and Dense, and Lava's fixed_pt
+    run gives the NumPy model's readout exactly (3 samples, T = 16 after 3 steps of delay)."""
+    x = digits_test_arrays[0][:3]
+    bias0 = input_bias(digits_snn.graph, x)
+    lava = cuba_readout(netx_file, bias0, 16 + 3)
+    numpy_model = _simulate(_read(netx_file), bias0.transpose(0, 3, 2, 1).reshape(3, -1),
+                            16 + 3)
+    assert np.abs(lava).max() > 0
+    np.testing.assert_array_equal(lava, numpy_model)
 
 
 def test_residual_adds_are_refused_by_name(tmp_path: Path, digits_calib: Path,

@@ -134,3 +134,35 @@ def test_qcfs_model_converts_losslessly_at_t_equal_l_for_constant_input():
     snn = net.simulate(x, [L]).outputs[0]
     # the model's output is the activation itself: compare with the ANN
     np.testing.assert_allclose(snn, run(_import(model), x), atol=1e-5)
+
+
+def test_a_chain_met_again_reuses_its_fit_or_its_refusal(monkeypatch: pytest.MonkeyPatch):
+    """A compile recognises the same chains several times: each function is fitted once, and
+    the graph (or the refusal's reason) is what a fresh fit gives."""
+    from snnc.compiler.passes import recognise_activations as module
+    from snnc.compiler.tuning import graph_digest
+
+    monkeypatch.setattr(module, "_FITS", {})
+    fits: list[int] = []
+    fit_chain = module.fit_chain
+
+    def counting(*args):
+        fits.append(1)
+        return fit_chain(*args)
+
+    monkeypatch.setattr(module, "fit_chain", counting)
+    lams = np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, C, 1, 1)
+    qcfs = _import(_model(QCFS_OLD, {**CONSTS, "lam": lams}))
+    floor = _import(_model([("Mul", ["L"], {}), ("Floor", [], {})], CONSTS))
+    first = [recognise_activations(g) for g in (qcfs, floor)]
+    assert len(fits) == 2
+    again = [recognise_activations(g) for g in (qcfs, floor)]
+    assert len(fits) == 2  # nothing fitted again
+    monkeypatch.setattr(module, "_FITS", {})
+    fresh = [recognise_activations(g) for g in (qcfs, floor)]
+    assert len(fits) == 4
+    for a, b, c in zip(first, again, fresh, strict=True):
+        assert graph_digest(a) == graph_digest(b) == graph_digest(c)
+        assert [n.meta for n in a.nodes] == [n.meta for n in b.nodes] == [n.meta for n in c.nodes]
+    assert any("not bounded above" in n.meta.get("unrecognised", "") for n in again[1].nodes)
+    assert sum(n.op == "qclip" for n in again[0].nodes) == 1

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import export_small_32x32
 
 import snnc
 from snnc.backends.lava import lava_available
@@ -39,58 +40,29 @@ def _pipeline() -> tuple[str, ...]:
     return tuple(names)
 
 
-def _torch_net(name: str):  # noqa: ANN202 - torch is imported lazily
-    import torch
-    from torch import nn
-
-    torch.manual_seed(16)
-
-    def block(c_in: int, c_out: int, stride: int = 1) -> list:
-        return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.BatchNorm2d(c_out),
-                nn.ReLU()]
-
-    if name == "vgg_maxpool":
-        model = nn.Sequential(*block(3, 4), nn.MaxPool2d(2), *block(4, 6), nn.MaxPool2d(2),
-                              *block(6, 8), nn.MaxPool2d(2), nn.Flatten(),
-                              nn.Linear(8 * 4 * 4, 5))
-    else:
-        class Residual(nn.Module):
-            def __init__(self, c: int) -> None:
-                super().__init__()
-                self.body = nn.Sequential(*block(c, c), nn.Conv2d(c, c, 3, padding=1))
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return torch.relu(x + self.body(x))
-
-        model = nn.Sequential(*block(3, 4), Residual(4), *block(4, 6, 2), Residual(6),
-                              nn.AvgPool2d(16), nn.Flatten(), nn.Linear(6, 5))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-    return model.eval()
-
-
-def _export(name: str, path: Path) -> Path:
-    torch = pytest.importorskip("torch")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_torch_net(name), (torch.zeros(2, 3, 32, 32),), str(path),
-                          dynamo=False, opset_version=13, input_names=["input"],
-                          dynamic_axes={"input": {0: "batch"}})
-    return path
-
-
 def _data(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 3, 32, 32)).astype(np.float32)
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """export_small_32x32(name), once per net and module (the tests only read the file)."""
+    folder = tmp_path_factory.mktemp("exported")
+    paths: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in paths:
+            paths[name] = export_small_32x32(name, folder / f"{name}.onnx")
+        return paths[name]
+
+    return get
+
+
 @pytest.fixture(scope="module", params=NETS)
-def compiled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-             ) -> tuple[str, Path, snnc.CompiledNetwork]:
+def compiled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+             exported: Callable[[str], Path]) -> tuple[str, Path, snnc.CompiledNetwork]:
     folder = tmp_path_factory.mktemp(request.param)
-    model = _export(request.param, folder / "model.onnx")
+    model = exported(request.param)
     net = snnc.compile(model, target="loihi", calib=_data(16, 1), neuron="sigma-delta",
                        timesteps=T, pipeline=_pipeline())
     net.save(folder / "net.snn")
@@ -155,8 +127,8 @@ def test_bit_exact_mode_refuses_to_overflow_the_24_bit_state(compiled: tuple) ->
         simulate_loihi(broken, _data(2, 3), [T])
 
 
-def test_max_pooling_that_reaches_lower_synapses_is_refused(tmp_path: Path) -> None:
-    model = _export("vgg_maxpool", tmp_path / "vgg.onnx")
+def test_max_pooling_that_reaches_lower_synapses_is_refused(exported: Callable) -> None:
+    model = exported("vgg_maxpool")
     without = tuple(n for n in _pipeline() if n != LOWER_MAXPOOL)
     with pytest.raises(ModelError, match="lower-maxpool"):
         snnc.compile(model, target="lava", calib=_data(8, 1), neuron="sigma-delta",
@@ -182,8 +154,8 @@ def test_placement_lists_only_the_boundary_on_the_host(compiled: tuple,
                              "output sink)"
 
 
-def test_if_networks_list_snnc_processes_on_the_host(tmp_path: Path) -> None:
-    model = _export("resnet_skip", tmp_path / "resnet.onnx")
+def test_if_networks_list_snnc_processes_on_the_host(exported: Callable) -> None:
+    model = exported("resnet_skip")
     net = snnc.compile(model, target="lava", calib=_data(8, 1), neuron="if", timesteps=8)
     table = rows(build_plan(net.graph, "float"))
     ifs = [r for r in table if r["class"] == "IFSub"]
@@ -192,8 +164,9 @@ def test_if_networks_list_snnc_processes_on_the_host(tmp_path: Path) -> None:
     assert [r["class"] for r in table if r["where"] == "host"].count("Readout") == 1
 
 
-def test_compile_prints_the_placement(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    model = _export("resnet_skip", tmp_path / "resnet.onnx")
+def test_compile_prints_the_placement(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                      exported: Callable) -> None:
+    model = exported("resnet_skip")
     np.savez(tmp_path / "calib.npz", x=_data(8, 1))
     assert main(["compile", str(model), "--target", "loihi", "--neuron", "sigma-delta",
                  "--calib", str(tmp_path / "calib.npz"), "-o", str(tmp_path / "r.snn")]) == 0

@@ -20,7 +20,7 @@ from snnc.compiler.errors import SnncError
 
 from . import require_lava
 from .plan import SYNAPSES, Plan, ProcSpec
-from .runner import BackendError, LavaSession
+from .runner import BackendError, LavaSession, lava_errors
 
 Progress = Callable[[int], None]
 __all__ = ["BackendError", "LavaResult", "run_batch", "run_lava"]
@@ -168,45 +168,37 @@ def run_batch(plan: Plan, currents: dict[str, np.ndarray], timesteps: int,
     require_lava("--backend lava")
     clock = _Clock(int(timesteps) + plan.lag, int(timesteps),
                    len(next(iter(currents.values()))))
-    try:
+    with lava_errors("refused the network"):  # it checks shapes and parameters as it builds
         procs, probes = _build(plan, clock, currents, raster)
         _connect(plan, procs)
-    except SnncError:
-        raise
-    except Exception as exc:  # Lava checks shapes and parameters as processes are made
-        raise BackendError(f"Lava refused the network: {type(exc).__name__}: {exc}") from exc
     root = procs[plan.readout]
     tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
-    try:
-        with LavaSession(root, tag) as lava:
-            for _ in range(clock.samples):
-                lava.run(clock.steps)
-                if progress is not None:
-                    progress(1)
-            acc = np.asarray(root.acc.get(), np.float64).T
-            counts = {k: np.asarray(p.counts.get()).astype(np.int64) for k, p in probes.items()}
-            carried = {k: np.asarray(p.payload.get()).astype(np.int64)
-                       for k, p in probes.items() if "levels" in plan.proc(k).params}
-            rasters = {k: _unpack(np.asarray(p.raster.get()), clock.samples, clock.window,
-                                  plan.proc(k))
-                       for k, p in probes.items()} if raster else {}
-    except SnncError:
-        raise
-    except Exception as exc:  # e.g. reading results back
-        raise BackendError(f"Lava failed while running the network: "
-                           f"{type(exc).__name__}: {exc}") from exc
+    with lava_errors("failed while running the network"), LavaSession(root, tag) as lava:
+        for _ in range(clock.samples):
+            lava.run(clock.steps)
+            if progress is not None:
+                progress(1)
+        acc = np.asarray(root.acc.get(), np.float64).T
+        counts = {k: np.asarray(p.counts.get()).astype(np.int64) for k, p in probes.items()}
+        carried = {k: np.asarray(p.payload.get()).astype(np.int64)
+                   for k, p in probes.items() if "levels" in plan.proc(k).params}
+        rasters = {k: _unpack(np.asarray(p.raster.get()), clock.samples, clock.window,
+                              plan.proc(k))
+                   for k, p in probes.items()} if raster else {}
     return LavaResult(acc, counts, rasters, carried)
 
 
 def run_lava(plan: Plan, currents: dict[str, np.ndarray], timesteps: int,
-             raster: bool = False, batch: int = 32,
-             progress: Progress | None = None) -> LavaResult:
-    """All samples, `batch` per Lava runtime (each costs a compile of about 0.3 s)."""
+             raster: bool = False, batch: int = 32, progress: Progress | None = None,
+             runner: Callable[..., LavaResult] = run_batch) -> LavaResult:
+    """All samples, `batch` per Lava runtime (each costs a compile of about 0.3 s), each batch
+    run by `runner` (lif_network.run_lif passes its own for stock-LIF plans)."""
+    require_lava("--backend lava")
     n = len(next(iter(currents.values())))
     parts = []
     for start in range(0, n, batch):
         chunk = {k: v[start:start + batch] for k, v in currents.items()}
-        parts.append(run_batch(plan, chunk, timesteps, raster, progress))
+        parts.append(runner(plan, chunk, timesteps, raster, progress))
     return LavaResult(np.concatenate([p.acc for p in parts]),
                       {k: np.concatenate([p.counts[k] for p in parts]) for k in parts[0].counts},
                       {k: np.concatenate([p.rasters[k] for p in parts])

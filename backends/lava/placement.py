@@ -9,6 +9,13 @@ chip: Dense, Sparse, Conv, SigmaDelta and the stock LIF (LIFReset), the processe
 host: snnc's own processes (IFSub, LifIO, Readout, MaxPoolSpike: Python process models only)
       and the io RingBuffers that feed the input and collect the output at the boundary.
 
+A `--neuron lif` plan of stock LIFs only (lif_plan.py) has no LifIO: its LIFReset zeroes the
+state once per sample on the chip (reset_interval / reset_offset are LIFReset's own
+parameters; lava-nc ships its floating_pt and fixed_pt models), the source sends the input
+current and V(0) through Sparse synapses, and the sink collects the readout's synaptic
+input, so only the source and the sink are `host`. The recording sinks a CPU run attaches to
+count spikes (lif_network.py) are not part of the plan and not listed.
+
     placement(plan)   [Placement(process, cls, where, reason), ...] in plan order
     summary(rows)     "placement: 14 chip, 2 host (input source, output sink)"
 """
@@ -19,6 +26,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .lif_plan import is_stock
 from .plan import Plan, ProcSpec
 
 CHIP = "chip"
@@ -51,11 +59,13 @@ def _synapse_class(spec: ProcSpec) -> str:
     return f"Delay{base}" if int(spec.params.get("delay", 1)) > 1 else base
 
 
-def _places(spec: ProcSpec) -> list[Placement]:
+def _places(spec: ProcSpec, stock: bool = False) -> list[Placement]:
     if spec.kind in ("dense", "sparse", "conv"):
         return [Placement(spec.name, _synapse_class(spec), CHIP, STOCK)]
     if spec.kind == "sigma_delta":
         return [Placement(spec.name, "SigmaDelta", CHIP, STOCK)]
+    if spec.kind == "lif" and stock:  # lif_plan.py: driven by the input source
+        return [Placement(spec.name, "LIFReset", CHIP, STOCK)]
     if spec.kind == "lif":  # network.py: the stock LIF plus snnc's drive/counting process
         return [Placement(spec.name, "LIFReset", CHIP, STOCK),
                 Placement(f"{spec.name}_io", "LifIO", HOST, OWN)]
@@ -70,7 +80,8 @@ def _places(spec: ProcSpec) -> list[Placement]:
 
 def placement(plan: Plan) -> list[Placement]:
     """Every Lava process the plan instantiates (recording probes of compare runs aside)."""
-    return [p for spec in plan.procs for p in _places(spec)]
+    stock = is_stock(plan)
+    return [p for spec in plan.procs for p in _places(spec, stock)]
 
 
 def rows(plan: Plan) -> list[dict[str, str]]:

@@ -17,6 +17,8 @@ zero, driven and counted by a LifIO process), and one synapse process per synaps
 
 The graph output becomes a Readout that sums its input current (the host adds the readout
 population's bias). Input-fed populations receive the direct-encoded input per sample.
+A graph of stock LIFs only (no IF, no spiking max pool) gets lif_plan.py's plan instead
+(sd_plan.build_any_plan chooses): stock processes between an input source and an output sink.
 
 Graded neurons (spike_bits B > 1) and signed ones send a payload n per message (IFSub's
 `levels` K = 2^B - 1 and `signed`; procs/process.py), and every synapse reading them (or a
@@ -72,7 +74,8 @@ SYNAPSES = ("dense", "sparse", "conv")
 @dataclass(frozen=True)
 class ProcSpec:
     name: str
-    kind: str  # "if" | "lif" | "dense" | "sparse" | "conv" | "readout" | "maxpool"
+    # "if" | "lif" | "dense" | "sparse" | "conv" | "readout" | "maxpool" | "source" | "sink"
+    kind: str
     size: int
     params: dict[str, Any] = field(default_factory=dict)
     depth: int = 1  # neurons, pools, readout: the local step at which each sample reaches them
@@ -274,13 +277,18 @@ def _synapse(graph: Graph, pop: Population, syn: Synapse, mode: str, conv: str) 
     return spec
 
 
-def build_plan(graph: Graph, mode: str = "fixed", conv: str = "lava") -> Plan:
+def check_request(graph: Graph, mode: str, conv: str) -> None:
+    """The Lava mode and conv choice exist, and fixed point has a quantized graph."""
     if mode not in MODES:
         raise UsageError(f"lava mode '{mode}' is not one of: {', '.join(MODES)}")
     if conv not in CONV_MODES:
         raise UsageError(f"conv '{conv}' is not one of: {', '.join(CONV_MODES)}")
     if mode == "fixed" and graph.meta.get("quantized") != "loihi2":
         raise UsageError("fixed-point Lava needs a network compiled with --target loihi")
+
+
+def build_plan(graph: Graph, mode: str = "fixed", conv: str = "lava") -> Plan:
+    check_request(graph, mode, conv)
     if graph.meta.get("neuron") == "sigma-delta":
         raise UsageError("a sigma-delta graph's plan comes from sd_plan.build_any_plan")
     pops = populations(graph)

@@ -15,10 +15,11 @@ import contextlib
 import logging
 import queue
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from snnc.compiler.errors import BackendError
+from snnc.compiler.errors import BackendError, SnncError
 
 POLL_SECONDS = 0.002  # how often to look for the runtime's answer
 WATCH_SECONDS = 0.05  # how often to look at the workers
@@ -31,6 +32,18 @@ class _Worker:
     name: str  # "relu2 (PyIFSubFixed)"
     actor: Any  # lava's SystemProcess (a multiprocessing.Process)
     errors: Any  # its multiprocessing.Queue: None once built, or the exception it raised
+
+
+@contextlib.contextmanager
+def lava_errors(what: str) -> Iterator[None]:
+    """Lava's own exceptions (while it builds processes, runs, reads back) as a BackendError
+    saying `what` ("refused the network", ...); our errors pass through."""
+    try:
+        yield
+    except SnncError:
+        raise
+    except Exception as exc:
+        raise BackendError(f"Lava {what}: {type(exc).__name__}: {exc}") from exc
 
 
 class LavaSession:

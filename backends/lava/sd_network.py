@@ -22,7 +22,7 @@ from snnc.compiler.errors import SnncError
 from . import require_lava
 from .network import LavaResult, _connect, _synapse
 from .plan import SYNAPSES, Plan, ProcSpec
-from .runner import BackendError, LavaSession
+from .runner import LavaSession, lava_errors
 
 Progress = Callable[[int], None]
 
@@ -66,25 +66,15 @@ def _run_sample(plan: Plan, sample: np.ndarray, timesteps: int, raster: bool
                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(the sink's sum (n_out,), each SigmaDelta's messages (steps, n)) of one sample."""
     steps = int(timesteps) + plan.lag
-    try:
+    with lava_errors("refused the network"):  # it checks shapes and parameters as it builds
         procs, probes = _build(plan, sample, steps, raster)
         _connect(plan, procs)
-    except SnncError:
-        raise
-    except Exception as exc:  # Lava checks shapes and parameters as processes are made
-        raise BackendError(f"Lava refused the network: {type(exc).__name__}: {exc}") from exc
     sink = procs[plan.readout]
     tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
-    try:
-        with LavaSession(sink, tag) as lava:
-            lava.run(steps)
-            data = np.asarray(sink.data.get())
-            sent = {k: np.asarray(p.data.get()).T for k, p in probes.items()}
-    except SnncError:
-        raise
-    except Exception as exc:
-        raise BackendError(f"Lava failed while running the network: "
-                           f"{type(exc).__name__}: {exc}") from exc
+    with lava_errors("failed while running the network"), LavaSession(sink, tag) as lava:
+        lava.run(steps)
+        data = np.asarray(sink.data.get())
+        sent = {k: np.asarray(p.data.get()).T for k, p in probes.items()}
     acc = data.sum(axis=1)
     return (np.rint(acc).astype(np.int64) if plan.mode == "fixed" else acc), sent
 

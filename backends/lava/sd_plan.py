@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from snnc.compiler.errors import ModelError, UsageError
+from snnc.compiler.errors import ModelError
 from snnc.compiler.ir.graph import Graph
 from snnc.compiler.loihi.populations import Population, populations
 
-from .plan import Plan, ProcSpec, _synapse, build_plan
+from .lif_plan import build_lif_plan, stock_lif
+from .plan import Plan, ProcSpec, _synapse, build_plan, check_request
 
 SOURCE = "input_source"
 SINK = "output_sink"
@@ -75,9 +76,11 @@ def build_sigma_delta_plan(graph: Graph, mode: str, conv: str) -> Plan:
 
 
 def build_any_plan(graph: Graph, mode: str = "fixed", conv: str = "lava") -> Plan:
-    """The plan of any lowered graph: sigma-delta ones here, IF / LIF ones in plan.py."""
+    """The plan of any lowered graph: sigma-delta ones here, stock-LIF ones in lif_plan.py
+    (stock processes only), the others in plan.py."""
+    check_request(graph, mode, conv)
     if graph.meta.get("neuron") == "sigma-delta":
-        if mode == "fixed" and graph.meta.get("quantized") != "loihi2":
-            raise UsageError("fixed-point Lava needs a network compiled with --target loihi")
         return build_sigma_delta_plan(graph, mode, conv)
-    return build_plan(graph, mode, conv)
+    pops = populations(graph)
+    return build_lif_plan(graph, pops, mode, conv) if stock_lif(pops) else build_plan(
+        graph, mode, conv)

@@ -32,6 +32,11 @@ drop the low 6 bits of each delta (a reconstruction error below one message unit
 biases are rounded to their steps, and netx biases are on from the first step while a layer's
 input arrives one step later per layer (transient messages; a static sample still settles to
 the same network). The output is final after `snnc_settle_steps` steps (synapse layers + 1).
+fixed_point.py runs the file as lava-dl builds it, bit-exact (runtime/netx_run.py); measured
+against the float simulation: relative output error 0.030 on the digits CNN's 540 test images
+(same class on every one), 0.037 on a 32x32 VGG-like net. States: messages carry 14 bits per
+activation scale, so the output Sigma of those nets reaches 26 to 29 bits and the last hidden
+layer 24: inside the int32 of Lava's CPU models, beyond Loihi 2's 24-bit state.
 """
 
 from __future__ import annotations

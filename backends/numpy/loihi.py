@@ -45,7 +45,7 @@ every sum during it (InternalError otherwise); the sums then become int64 and ar
 the exponent inside the neuron update.
 
 Batches run in chunks (state of one chunk in cache, chunks on the kernel thread pool, as the
-float simulator does; compiler/ops/parallel.py), so memory stays bounded for any batch size.
+float simulator does; compiler/parallel.py), so memory stays bounded for any batch size.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ from snnc.compiler.loihi.formats import INPUT_BIAS_EXP, SHIFT, STATE_MAX
 from snnc.compiler.loihi.populations import Population, input_currents, payload, populations
 from snnc.compiler.loihi.stages import QUANTIZED
 from snnc.compiler.loihi.synapses import row_abs_sums
-from snnc.compiler.ops.parallel import parallel_map
+from snnc.compiler.parallel import parallel_map
 
 from .simulator import _checkpoints, _chunk_size
 

@@ -52,7 +52,7 @@ from snnc.compiler.loihi.populations import Population, populations
 from snnc.compiler.loihi.quantize_sigma_delta import quantize_input
 from snnc.compiler.loihi.stages import QUANTIZED
 from snnc.compiler.loihi.synapses import matrix
-from snnc.compiler.ops.parallel import parallel_map
+from snnc.compiler.parallel import parallel_map
 
 from .simulator import _checkpoints
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from snnc.compiler.ir.graph import Graph, Node
 from snnc.compiler.ops import opdef
-from snnc.compiler.ops.parallel import parallel_map
 from snnc.compiler.ops.sigma_delta import activation
+from snnc.compiler.parallel import parallel_map
 
 Progress = Callable[[int], None]
 

@@ -47,8 +47,8 @@ from snnc.compiler.executor import check_input
 from snnc.compiler.ir.graph import Graph, Node
 from snnc.compiler.ops import opdef
 from snnc.compiler.ops.neuron import max_count
-from snnc.compiler.ops.parallel import parallel_map
 from snnc.compiler.ops.pooling import maxpool
+from snnc.compiler.parallel import parallel_map
 
 from .sigma_delta import is_sigma_delta, simulate_sigma_delta
 

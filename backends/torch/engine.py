@@ -31,7 +31,7 @@ import torch
 from snnc.compiler.errors import UsageError
 from snnc.compiler.ir.graph import Graph, Node
 from snnc.compiler.ops.neuron import max_count
-from snnc.compiler.ops.parallel import parallel_map
+from snnc.compiler.parallel import parallel_map
 
 from . import kernels
 from .kernels import Kernel, Tensor

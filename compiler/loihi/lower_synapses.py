@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 
+from ..contracts import CONVERTED, SYNAPSES, contract, require
 from ..errors import InternalError, ModelError, ResourceError
 from ..ir.graph import Graph, Node
 from ..ops import opdef
@@ -39,6 +40,7 @@ from .op_maps import Form, node_form
 from .stages import SYNAPSES_STRUCTURED
 
 NAME = "lower-synapses"
+CONTRACT = contract(requires={CONVERTED}, produces={SYNAPSES})
 MAX_WEIGHTS = 1 << 26  # dense matrices above 64M entries: refuse rather than exhaust memory
 MAX_NNZ = 1 << 27
 DENSE_FILL = 0.25  # a matrix at least this full is held dense
@@ -231,8 +233,7 @@ def lower_population(graph: Graph, target: Node, feed: str) -> tuple[list[Node],
 
 
 def lower_synapses(graph: Graph) -> Graph:
-    if graph.meta.get("stage") != "snn":
-        raise ModelError("lower-synapses runs on the spiking network; run convert first")
+    require(graph, NAME, CONTRACT)
     # signed neurons ride on signed graded payloads; ternary ones (Clip(-a, a)) have no
     # Lava process yet
     ternary = [n for n in graph.nodes if n.op == "if" and n.attrs.get("ternary")]

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..contracts import SYNAPSES, contract
 from ..errors import ModelError, ResourceError
 from ..ir.graph import Graph
 from .formats import MAX_DELAY
@@ -31,6 +32,7 @@ from .populations import populations
 from .synapses import counts
 
 NAME = "map-cores"
+CONTRACT = contract(requires={SYNAPSES})
 
 
 @dataclass(frozen=True)

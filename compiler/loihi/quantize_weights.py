@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ..contracts import QUANTIZED_WEIGHTS, SYNAPSES, contract
 from ..errors import ModelError, ResourceError
 from ..ir.graph import Graph, Node
 from ..ops.neuron import max_count
@@ -62,6 +63,7 @@ from .stages import QUANTIZED
 from .synapses import row_abs_sums
 
 NAME = "quantize-weights"
+CONTRACT = contract(requires={SYNAPSES}, produces={QUANTIZED_WEIGHTS})
 CLIP_PERCENTILES = (100.0, 99.99, 99.9, 99.5, 99.0)
 FIT_STEPS = 64  # shrinking alpha by at most this many 2% steps before giving up
 

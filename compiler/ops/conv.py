@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..ir.graph import Node
-from .parallel import split_rows
+from ..parallel import split_rows
 from .registry import OpDef, Shape, register
 from .windows import offset_views, output_size, pad_spatial
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..ir.graph import Node
+from ..parallel import split_rows
 from .conv import window_settings
-from .parallel import split_rows
 from .registry import OpDef, Shape, register
 
 # bound on the (samples, C_out, kernel, positions) scatter columns of one chunk

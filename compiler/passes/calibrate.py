@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..contracts import CONVERTED, contract
 from ..cost import calibration_macs, samples_within_budget, simulator_budget, window_macs
 from ..errors import DataError, UsageError
 from ..executor import run_batched
@@ -48,6 +49,7 @@ from ..ir.graph import Graph, Node
 from ..ops.elementwise import channel_view
 
 NAME = "calibrate"
+CONTRACT = contract(requires={CONVERTED})  # corrects spiking layers for T
 METHODS = ("none", "bias", "potential", "bias+potential", "auto")
 MIN_SAMPLES = 16  # fewer calibration samples than this make the per-channel means noise
 REPLAY_BYTES = 1 << 30  # the most memory the recorded spike trains may hold at once

@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..contracts import CONVERTED, contract
 from ..errors import ModelError, UsageError
 from ..ir.graph import Graph, Node
 from ..ops.neuron import MAX_SPIKE_BITS, spike_levels
 from .rewrite import rebuild
 
 NAME = "convert"
+CONTRACT = contract(forbids={CONVERTED}, produces={CONVERTED})
 NEURONS = ("if", "lif", "signed", "sigma-delta")
 DEFAULT_PHI = 0.5
 # sigma-delta: vth relative to the layer's activation scale until delta-thresholds chooses it

@@ -25,11 +25,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..contracts import CONVERTED, contract
 from ..errors import UsageError
 from ..executor import run_batched
 from ..ir.graph import Graph
 
 NAME = "delta-thresholds"
+CONTRACT = contract(requires={CONVERTED})
 RATIOS = tuple(2.0 ** -k for k in range(2, 11))  # 1/4 .. 1/1024 of the activation scale
 MAX_REL_ERROR = 0.015  # of the outputs, against the ANN's
 MAX_FLIPS = 0.005  # of the calibration samples whose class may change

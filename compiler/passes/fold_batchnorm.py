@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..contracts import contract
 from ..ir.graph import Graph, Node
 from ..ops.elementwise import batchnorm_scale_shift, channel_view
 from .rewrite import along_axis, channel_axis, rebuild, sole_consumer
 
 NAME = "fold-batchnorm"
+CONTRACT = contract()  # any graph: BN folds into the layer before it, ANN or SNN
 
 
 def _scale_shift(node: Node) -> tuple[np.ndarray, np.ndarray]:

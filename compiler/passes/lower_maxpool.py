@@ -44,13 +44,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import ModelError, UsageError
+from ..contracts import CONVERTED, contract, require
+from ..errors import ModelError
 from ..ir.graph import Graph, Node, unique_name
 from ..ops.registry import Shape
 from ..ops.windows import ceil_extra, pad_spatial, reduce_windows
 from .rewrite import rebuild
 
 NAME = "lower-maxpool"
+CONTRACT = contract(forbids={CONVERTED}, hint="it rewrites the ANN's max pools into ReLU "
+                    "layers: run it before normalize-thresholds and convert, right after "
+                    "fold-batchnorm")
 # ops whose output is >= 0 wherever all their inputs are
 _KEEPS_SIGN = ("maxpool", "avgpool", "global_avgpool", "flatten", "reshape", "transpose",
                "slice", "concat")
@@ -191,10 +195,7 @@ def _tree(pool: Node, source: str, in_shape: Shape, signed: bool, out_name: str,
 
 
 def lower_maxpool(graph: Graph) -> Graph:
-    if graph.meta.get("stage") == "snn":
-        raise UsageError(f"{NAME} rewrites the ANN's max pools into ReLU layers: run it "
-                         "before normalize-thresholds and convert (right after "
-                         "fold-batchnorm)")
+    require(graph, NAME, CONTRACT)
     names = {n.name for n in graph.nodes}
 
     def fresh(base: str) -> str:

@@ -1,6 +1,9 @@
 """Run a named pipeline of passes, verifying the IR after each and dumping it on request
-(like MLIR's --print-ir-after-all). A pass that fails is reported with its name and the passes
-that ran before it."""
+(like MLIR's --print-ir-after-all). Each pass declares a contract (compiler/contracts.py: the
+facts it requires, forbids and produces); a pipeline is checked against them before its first
+pass runs, so a pass out of order is one PassError naming it and what is missing. An error
+raised inside a pass carries the pass's name (`pass_name`); a bug is reported with its name
+and the passes that ran before it."""
 
 from __future__ import annotations
 
@@ -10,35 +13,52 @@ from pathlib import Path
 
 import numpy as np
 
+from ..contracts import Contract, facts, violation
 from ..errors import InternalError, SnncError, UsageError
 from ..fileio import atomic_write_text
 from ..ir.graph import Graph
 from ..ir.printer import EXTENSIONS, FORMATS
 from ..ir.verify import verify
+from ..loihi.lower_synapses import CONTRACT as LOWER_SYNAPSES_CONTRACT
 from ..loihi.lower_synapses import NAME as LOWER_SYNAPSES
 from ..loihi.lower_synapses import lower_synapses
+from ..loihi.map_cores import CONTRACT as MAP_CORES_CONTRACT
 from ..loihi.map_cores import NAME as MAP_CORES
 from ..loihi.map_cores import CoreLimits, map_cores
+from ..loihi.quantize_weights import CONTRACT as QUANTIZE_WEIGHTS_CONTRACT
 from ..loihi.quantize_weights import NAME as QUANTIZE_WEIGHTS
 from ..loihi.quantize_weights import quantize_weights
+from ..targets import target as target_entry
+from .calibrate import CONTRACT as CALIBRATE_CONTRACT
 from .calibrate import NAME as CALIBRATE
 from .calibrate import OutputsFn, Simulator, calibrate
+from .convert import CONTRACT as CONVERT_CONTRACT
 from .convert import NAME as CONVERT
 from .convert import convert
+from .delta_thresholds import CONTRACT as DELTA_THRESHOLDS_CONTRACT
 from .delta_thresholds import NAME as DELTA_THRESHOLDS
 from .delta_thresholds import delta_thresholds
+from .fold_batchnorm import CONTRACT as FOLD_BATCHNORM_CONTRACT
 from .fold_batchnorm import NAME as FOLD_BATCHNORM
 from .fold_batchnorm import fold_batchnorm
+from .lower_maxpool import CONTRACT as LOWER_MAXPOOL_CONTRACT
 from .lower_maxpool import NAME as LOWER_MAXPOOL
 from .lower_maxpool import lower_maxpool
+from .normalize_thresholds import CONTRACT as NORMALIZE_THRESHOLDS_CONTRACT
 from .normalize_thresholds import NAME as NORMALIZE_THRESHOLDS
 from .normalize_thresholds import ActivationStats, NormSpec, normalize_thresholds
+from .recognise_activations import CONTRACT as RECOGNISE_ACTIVATIONS_CONTRACT
 from .recognise_activations import NAME as RECOGNISE_ACTIVATIONS
 from .recognise_activations import recognise_activations
+from .shift_bias import CONTRACT as SHIFT_BIAS_CONTRACT
 from .shift_bias import NAME as SHIFT_BIAS
 from .shift_bias import shift_bias
+from .spike_output import CONTRACT as SPIKE_OUTPUT_CONTRACT
 from .spike_output import NAME as SPIKE_OUTPUT
 from .spike_output import spike_output
+from .tree_thresholds import CONTRACT as TREE_THRESHOLDS_CONTRACT
+from .tree_thresholds import NAME as TREE_THRESHOLDS
+from .tree_thresholds import tree_thresholds
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,7 @@ PASSES: dict[str, PassFn] = {
                                                            timesteps=o.timesteps,
                                                            spike_bits=o.spike_bits,
                                                            stats=o.stats),
+    TREE_THRESHOLDS: lambda g, o: tree_thresholds(g),  # rate-coded ReLU trees: exact units
     CONVERT: lambda g, o: convert(g, o.neuron, o.spike_bits),
     SHIFT_BIAS: lambda g, o: shift_bias(g, o.shift, o.timesteps),
     DELTA_THRESHOLDS: lambda g, o: delta_thresholds(g, o.calib),
@@ -80,6 +101,17 @@ PASSES: dict[str, PassFn] = {
     LOWER_SYNAPSES: lambda g, o: lower_synapses(g),
     QUANTIZE_WEIGHTS: lambda g, o: quantize_weights(g),
     MAP_CORES: lambda g, o: map_cores(g, o.core_limits),
+}
+
+# what each pass requires of its graph and leaves in it, as its module declares
+CONTRACTS: dict[str, Contract] = {
+    RECOGNISE_ACTIVATIONS: RECOGNISE_ACTIVATIONS_CONTRACT, SPIKE_OUTPUT: SPIKE_OUTPUT_CONTRACT,
+    FOLD_BATCHNORM: FOLD_BATCHNORM_CONTRACT, LOWER_MAXPOOL: LOWER_MAXPOOL_CONTRACT,
+    NORMALIZE_THRESHOLDS: NORMALIZE_THRESHOLDS_CONTRACT, CONVERT: CONVERT_CONTRACT,
+    TREE_THRESHOLDS: TREE_THRESHOLDS_CONTRACT,
+    SHIFT_BIAS: SHIFT_BIAS_CONTRACT, DELTA_THRESHOLDS: DELTA_THRESHOLDS_CONTRACT,
+    CALIBRATE: CALIBRATE_CONTRACT, LOWER_SYNAPSES: LOWER_SYNAPSES_CONTRACT,
+    QUANTIZE_WEIGHTS: QUANTIZE_WEIGHTS_CONTRACT, MAP_CORES: MAP_CORES_CONTRACT,
 }
 
 DEFAULT_PIPELINE = (RECOGNISE_ACTIVATIONS, FOLD_BATCHNORM, NORMALIZE_THRESHOLDS, CONVERT,
@@ -99,9 +131,31 @@ def split_pipeline(names: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ..
     while k < len(names) and names[k] in OPTION_FREE:
         k += 1
     return names[:k], names[k:]
-# what each target appends to the pipeline (issue #3: Lava float, Loihi 2 fixed point)
-TARGET_PASSES = {"numpy": (), "lava": (LOWER_SYNAPSES, MAP_CORES),
-                 "loihi": (LOWER_SYNAPSES, QUANTIZE_WEIGHTS, MAP_CORES)}
+
+
+def target_passes(target: str) -> tuple[str, ...]:
+    """What `target` appends to the pipeline (compiler/targets.py names the passes, importing
+    none: they are checked here)."""
+    names = target_entry(target).passes
+    unknown = [n for n in names if n not in PASSES]
+    if unknown:
+        raise InternalError(f"compiler/targets.py: --target {target} names unknown pass(es) "
+                            f"{unknown}")
+    return names
+
+
+def check_pipeline(graph: Graph, names: Sequence[str]) -> None:
+    """Refuse, before anything runs, a pipeline with a pass whose contract the facts of
+    `graph` and of the passes before it do not meet (one PassError naming that pass)."""
+    unknown = [n for n in names if n not in PASSES]
+    if unknown:
+        raise UsageError(f"unknown pass(es) {unknown}; known: {', '.join(PASSES)}")
+    have = facts(graph)
+    for name in names:
+        error = violation(name, CONTRACTS[name], have)
+        if error is not None:
+            raise error
+        have |= CONTRACTS[name].produces
 
 
 @dataclass(frozen=True)
@@ -138,9 +192,7 @@ class DumpSpec:
 def run_pipeline(graph: Graph, names: Sequence[str] = DEFAULT_PIPELINE,
                  options: PassOptions | None = None, dump: DumpSpec | None = None) -> Graph:
     options = options or PassOptions()
-    unknown = [n for n in names if n not in PASSES]
-    if unknown:
-        raise UsageError(f"unknown pass(es) {unknown}; known: {', '.join(PASSES)}")
+    check_pipeline(graph, names)
     if dump is not None and dump.wants("import"):
         dump.write(0, "import", graph)
     done: list[str] = []
@@ -148,13 +200,22 @@ def run_pipeline(graph: Graph, names: Sequence[str] = DEFAULT_PIPELINE,
         try:
             graph = PASSES[name](graph, options)
             verify(graph)
-        except SnncError:
+        except SnncError as exc:  # the user's message (it names the node); the pass besides
+            if exc.pass_name is None:
+                exc.pass_name = name
+                exc.add_note(f"in pass '{name}' (after: {', '.join(done) or 'nothing'})")
             raise
         except Exception as exc:  # a bug in a pass: name it and what ran before
-            raise InternalError(
+            error = InternalError(
                 f"pass '{name}' failed (after: {', '.join(done) or 'nothing'}): "
                 f"{type(exc).__name__}: {exc}"
-            ) from exc
+            )
+            error.pass_name = name
+            raise error from exc
+        left = CONTRACTS[name].produces - facts(graph)
+        if left:  # the contract promised more: a bug in the pass, not in the user's model
+            raise InternalError(f"pass '{name}' did not produce {sorted(left)}, as its "
+                                "contract says (compiler/contracts.py)")
         done.append(name)
         if dump is not None and dump.wants(name):
             dump.write(index, name, graph)

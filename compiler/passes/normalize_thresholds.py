@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..contracts import CONVERTED, contract
 from ..errors import DataError, ModelError, UsageError
 from ..executor import run_batched
 from ..ir.graph import Graph, Node
@@ -31,6 +32,7 @@ from ..ops.neuron import spike_levels
 from ..stats import NonFiniteError, PositiveHistogram
 
 NAME = "normalize-thresholds"
+CONTRACT = contract(forbids={CONVERTED})  # thresholds of the ANN's activations
 ACTIVATIONS = ("relu", "clip", "qclip")
 
 

@@ -22,16 +22,19 @@ After:   %mul3 : f32[16,8,8] = qclip[theta=4, levels=4, phi=0.5](%conv1)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..contracts import contract
 from ..ir.graph import Graph, Node, unique_name
 from ..ops.elementwise import channel_view
 from .rewrite import along_axis, rebuild
 
 NAME = "recognise-activations"
+CONTRACT = contract()  # any graph (a spiking one has no chains left)
 CHAINABLE = ("affine", "relu", "clip", "bound", "round")
 NONLINEAR = ("relu", "clip", "bound", "round")
 PROBE = 8192  # grid points per channel
@@ -96,33 +99,65 @@ def _per_channel(node: Node, value: np.ndarray, channels: int) -> np.ndarray:
     return vector.astype(np.float64)
 
 
-def chain_function(chain: list[Node], channels: int) -> Callable[[np.ndarray], np.ndarray]:
-    """The chain as a function of z with shape (..., C), in float64."""
-    steps: list[Callable[[np.ndarray], np.ndarray]] = []
+Step = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+
+
+def _affine(s: np.ndarray, t: np.ndarray) -> Step:
+    def step(z: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        y = np.multiply(z, s, out=out)
+        return np.add(y, t, out=y)
+
+    return step
+
+
+def _key(v: object) -> object:
+    return None if v is None else (np.shape(v), np.asarray(v, np.float64).tobytes())
+
+
+def _chain_steps(chain: list[Node], channels: int) -> tuple[list[Step], tuple]:
+    """The chain's steps, and a key equal for chains that compute the same function."""
+    steps: list[Step] = []
+    key: list[object] = [channels]
     for node in chain:
         if node.op == "affine":
             scale = _per_channel(node, node.params["scale"], channels)
             shift = _per_channel(node, node.params["shift"], channels)
-            steps.append(lambda z, s=scale, t=shift: z * s + t)
+            steps.append(_affine(scale, shift))
+            key.append(("affine", scale.tobytes(), shift.tobytes()))
         elif node.op == "relu":
-            steps.append(lambda z: np.maximum(z, 0.0))
+            steps.append(lambda z, out: np.maximum(z, 0.0, out=out))
+            key.append(("relu",))
         elif node.op == "clip":
             lo, hi = node.attrs.get("min"), node.attrs.get("max")
-            steps.append(lambda z, lo=lo, hi=hi: np.clip(z, lo, hi))
+            steps.append(lambda z, out, lo=lo, hi=hi: np.clip(z, lo, hi, out=out))
+            key.append(("clip", _key(lo), _key(hi)))
         elif node.op == "bound":
             lo = _per_channel(node, node.params["lo"], channels)
             hi = _per_channel(node, node.params["hi"], channels)
-            steps.append(lambda z, lo=lo, hi=hi: np.clip(z, lo, hi))
+            steps.append(lambda z, out, lo=lo, hi=hi: np.clip(z, lo, hi, out=out))
+            key.append(("bound", lo.tobytes(), hi.tobytes()))
         else:
-            steps.append({"floor": np.floor, "round": np.round, "ceil": np.ceil}
-                         [node.attrs["mode"]])
+            rounding = {"floor": np.floor, "round": np.round, "ceil": np.ceil}[node.attrs["mode"]]
+            steps.append(lambda z, out, r=rounding: r(z, out=out))
+            key.append(("round", node.attrs["mode"]))
+    return steps, tuple(key)
 
+
+def _function(steps: list[Step]) -> Callable[[np.ndarray], np.ndarray]:
     def f(z: np.ndarray) -> np.ndarray:
+        # the first step makes a new array, the others overwrite it (the probes are large;
+        # the same values as fresh arrays); the caller's z is never written
+        out = None
         for step in steps:
-            z = step(z)
+            z = out = step(z, out)
         return z
 
     return f
+
+
+def chain_function(chain: list[Node], channels: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The chain as a function of z, a float64 array with shape (..., C)."""
+    return _function(_chain_steps(chain, channels)[0])
 
 
 def _span(f: Callable[[np.ndarray], np.ndarray], channels: int) -> float:
@@ -146,6 +181,13 @@ def _span(f: Callable[[np.ndarray], np.ndarray], channels: int) -> float:
 
 
 def fit_chain(f: Callable[[np.ndarray], np.ndarray], channels: int) -> Fit:
+    fit, s, grid = _fit(f, channels)
+    _verify(f, fit, s, grid)
+    return fit
+
+
+def _fit(f: Callable[[np.ndarray], np.ndarray], channels: int
+         ) -> tuple[Fit, float, tuple[np.ndarray, np.ndarray]]:
     s = _span(f, channels)
     z = np.linspace(-s, s, PROBE)[:, None].repeat(channels, axis=1)
     y = f(z)
@@ -162,8 +204,7 @@ def fit_chain(f: Callable[[np.ndarray], np.ndarray], channels: int) -> Fit:
         fit = _fit_ramp(z, y, theta)
     else:
         fit = _fit_staircase(f, z, y, theta, s)
-    _verify(f, fit, s)
-    return fit
+    return fit, s, (z, y)
 
 
 def _is_ramp(y: np.ndarray, theta: np.ndarray) -> bool:
@@ -232,19 +273,42 @@ def fitted(fit: Fit, z: np.ndarray) -> np.ndarray:
     return steps * fit.theta / fit.levels
 
 
-def _verify(f: Callable[[np.ndarray], np.ndarray], fit: Fit, s: float) -> None:
+def _verify(f: Callable[[np.ndarray], np.ndarray], fit: Fit, s: float,
+            grid: tuple[np.ndarray, np.ndarray]) -> None:
+    """The fit against the chain on the probe grid (`grid`: z and f(z), as the fit read them)
+    and on as many uniformly random points; each half separately, the same worst error."""
     rng = np.random.default_rng(0)
     channels = len(fit.theta)
-    z = np.concatenate([np.linspace(-s, s, PROBE)[:, None].repeat(channels, 1),
-                        rng.uniform(-s, s, (PROBE, channels))])
-    err = np.abs(f(z) - fitted(fit, z))
-    if fit.levels:  # right at a step, float rounding may land either side: skip those points
-        a = (z * fit.gain + fit.offset) * fit.levels / fit.theta + fit.phi
-        err = np.where(np.abs(a - np.round(a)) < 1e-6 * max(fit.levels, 1), 0.0, err)
-    worst = float((err / fit.theta).max())
+    z = rng.uniform(-s, s, (PROBE, channels))
+    worst = float(np.max([_worst(fit, *grid), _worst(fit, z, f(z))]))  # NaN stays NaN
     if worst > RTOL:
         raise NotAnActivation(f"the closest clip/staircase differs from it by {worst:.2g} of "
                               "its threshold")
+
+
+def _worst(fit: Fit, z: np.ndarray, y: np.ndarray) -> float:
+    """max |y - fitted(fit, z)| / theta, in place on large temporaries."""
+    if fit.levels == 0:
+        err = fitted(fit, z)
+    else:
+        # fitted() inlined, to reuse a (the step coordinate) for the points to skip
+        a = np.multiply(z, fit.gain)
+        a += fit.offset
+        a *= fit.levels
+        a /= fit.theta
+        a += fit.phi
+        err = np.clip(np.floor(a), 0, fit.levels)
+        err *= fit.theta
+        err /= fit.levels
+    err -= y
+    np.abs(err, out=err)
+    if fit.levels:  # right at a step, float rounding may land either side: skip those points
+        near = np.round(a)
+        near -= a
+        np.abs(near, out=near)
+        err[near < 1e-6 * max(fit.levels, 1)] = 0.0
+    err /= fit.theta
+    return float(err.max())
 
 
 def _as_param(v: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -275,6 +339,41 @@ def _replacement(graph_names: set[str], chain: list[Node], fit: Fit) -> list[Nod
     return nodes
 
 
+_FITS: dict[tuple, Fit | str] = {}  # chain key -> its fit, or why it is not an activation
+_FITS_MAX = 512
+_FITS_LOCK = threading.Lock()
+
+
+def _frozen(fit: Fit) -> Fit:
+    """A cacheable copy: small read-only arrays (theta is a view of the whole probe)."""
+    def own(v: np.ndarray) -> np.ndarray:
+        v = np.array(v)
+        v.setflags(write=False)
+        return v
+
+    return Fit(own(fit.theta), fit.levels, own(fit.gain), own(fit.offset), own(fit.phi))
+
+
+def _fit_of(chain: list[Node], channels: int) -> Fit:
+    """fit_chain of the chain's function, remembered per function: a compile meets the same
+    chains several times (the trained-activation check, the pipeline, feasibility, tuning)."""
+    steps, key = _chain_steps(chain, channels)
+    with _FITS_LOCK:
+        known = _FITS.get(key)
+    if known is None:
+        try:
+            known = _frozen(fit_chain(_function(steps), channels))
+        except NotAnActivation as why:
+            known = str(why)
+        with _FITS_LOCK:
+            if len(_FITS) >= _FITS_MAX:
+                _FITS.pop(next(iter(_FITS)))
+            _FITS[key] = known
+    if isinstance(known, str):
+        raise NotAnActivation(known)
+    return known
+
+
 def _is_activation_chain(chain: list[Node]) -> bool:
     nonlinear = [n for n in chain if n.op in NONLINEAR]
     # a lone ReLU or Clip is already an activation that the later passes understand
@@ -290,7 +389,7 @@ def recognise_activations(graph: Graph) -> Graph:
             continue
         channels = chain[-1].shape[0] if chain[-1].shape else 1
         try:
-            fit = fit_chain(chain_function(chain, channels), channels)
+            fit = _fit_of(chain, channels)
         except NotAnActivation as why:
             for node in chain:
                 if node.op in ("round", "bound"):

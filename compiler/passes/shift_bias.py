@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..contracts import CONVERTED, contract, require
 from ..errors import PassError, UsageError
 from ..ir.graph import Graph, Node
 from .rewrite import along_axis, channel_axis, sole_consumer
 
 NAME = "shift-bias"
+CONTRACT = contract(requires={CONVERTED})  # no IF neurons before: nothing to shift
 MODES = ("v0", "input", "bias", "none")
 
 
@@ -53,8 +55,7 @@ def shift_bias(graph: Graph, mode: str = "v0", timesteps: int | None = None) -> 
         raise UsageError(f"--shift '{mode}' is not one of: {', '.join(MODES)}")
     if mode == "none":
         return graph
-    if graph.meta.get("stage") != "snn":  # no IF neurons yet: the shift would be recorded only
-        raise PassError("shift-bias runs on the spiking network; run convert before shift-bias")
+    require(graph, NAME, CONTRACT)  # before convert the shift would be recorded only
     if graph.meta.get("shift"):
         raise PassError(f"the half-step shift was already applied ('{graph.meta['shift']}'); "
                         "V(0)=theta/2, the input shift and the bias shift are alternatives, "

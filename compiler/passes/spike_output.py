@@ -13,10 +13,12 @@ After:   %linear3 : f32[10] = linear[64->10](%relu2);  %linear3_spikes = relu(%l
 
 from __future__ import annotations
 
+from ..contracts import CONVERTED, contract
 from ..ir.graph import Graph, Node, unique_name
 from .rewrite import rebuild
 
 NAME = "spike-output"
+CONTRACT = contract(forbids={CONVERTED})  # a ReLU for convert to make spiking
 
 
 def spike_output(graph: Graph) -> Graph:
