@@ -379,6 +379,7 @@ def _run_netx(args: argparse.Namespace) -> int:
     or lava-dl itself (--backend lava); --timesteps: steps per sample (default: settled)."""
     import numpy as np
 
+    from snnc.compiler.loihi.formats import STATE_MAX
     from snnc.runtime import load_data
     from snnc.runtime.netx_run import run_netx, simulate_netx_file
 
@@ -390,6 +391,12 @@ def _run_netx(args: argparse.Namespace) -> int:
     if args.backend == "numpy":
         outputs, run = simulate_netx_file(args.artifact, x, args.timesteps)
         messages = float(sum(m.sum() for m in run.messages.values()) / max(len(x), 1))
+        wide = {name: int(p).bit_length() + 1 for name, p in run.peak.items()
+                if p > STATE_MAX}
+        if wide:  # Lava's CPU models hold int32; a chip would overflow these layers
+            print("snnc: warning: beyond Loihi 2's 24-bit state on these samples (Lava's CPU "
+                  "models hold them; a chip would not): " + ", ".join(
+                      f"{name} ({bits} bits)" for name, bits in wide.items()), file=sys.stderr)
     else:
         outputs = run_netx(args.artifact, x, backend=args.backend, steps=args.timesteps)
     predictions = np.asarray(outputs).reshape(len(x), -1).argmax(axis=1)

@@ -224,9 +224,13 @@ def test_snnc_run_takes_a_netx_file(digits, digits_test_arrays, tmp_path: Path,
     np.savez(data, x=x[:20], y=y[:20])
     capsys.readouterr()
     assert main(["run", str(path), "--data", str(data), "--json", str(tmp_path / "r.json")]) == 0
-    assert "20 samples, netx SDNN (numpy), accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "20 samples, netx SDNN (numpy), accuracy" in printed.out
     report = json.loads((tmp_path / "r.json").read_text())
-    out, _ = simulate_netx_file(path, x[:20])
+    out, run = simulate_netx_file(path, x[:20])
+    wide = [name for name, peak in run.peak.items() if peak > 2**23 - 1]  # the chip's 24 bits
+    assert ("beyond Loihi 2's 24-bit state" in printed.err) == bool(wide)
+    assert all(f"{name} (" in printed.err for name in wide)
     assert report["predictions"] == out.argmax(1).tolist() and report["messages_per_sample"] > 0
     assert main(["run", str(path), "--data", str(data), "--compare", "numpy"]) == 2
     assert "--compare needs a .snn artifact" in capsys.readouterr().err
