@@ -27,22 +27,24 @@ from snnc.compiler.errors import InputFileError, UsageError
 from snnc.compiler.targets import RUN_BACKENDS as BACKENDS  # NumPy, or lava-dl in Lava
 
 
-def _sdnn(file: NetxNetwork, path: str | os.PathLike[str]) -> None:
+def _open_sdnn(path: str | os.PathLike[str]) -> NetxNetwork:
+    """The file's layers, or the error saying why snnc does not run it."""
+    if not os.path.isfile(path):
+        raise InputFileError(f"{path}: no such file")
+    file = read_netx(path)
     if file.attrs.get("snnc_neuron") != "sigma-delta" or "snnc_input_unit" not in file.attrs:
         raise UsageError(f"{path}: not a netx SDNN file written by snnc (compile with --target "
                          "netx --neuron sigma-delta); snnc runs those only, since a CUBA "
                          "file's input is the first layer's bias, which needs the compiled "
                          "network (snnc.backends.netx.input_bias)")
+    return file
 
 
 def simulate_netx_file(path: str | os.PathLike[str], x: np.ndarray, steps: int | None = None
                        ) -> tuple[np.ndarray, SdnnRun]:
     """The decoded outputs (N, *output shape) of the file's network for samples x and the
     NumPy run behind them (the output Sigma's integers, messages per layer)."""
-    if not os.path.isfile(path):
-        raise InputFileError(f"{path}: no such file")
-    file = read_netx(path)
-    _sdnn(file, path)
+    file = _open_sdnn(path)
     steps = settle_steps(file) if steps is None else int(steps)
     run = simulate_sdnn(file, input_messages(file, x), steps)
     return decode(file, run.sigma), run
@@ -65,9 +67,6 @@ def run_netx(path: str | os.PathLike[str], x: np.ndarray, *, backend: str = "num
         raise UsageError(f"a netx file runs with backend numpy or lava, not '{backend}'")
     if backend == "numpy":
         return run_netx_numpy(path, x, steps)
-    from .netx_lava_dl import run_sdnn
+    from .netx_lava_dl import sdnn_sigma
 
-    if not os.path.isfile(path):
-        raise InputFileError(f"{path}: no such file")
-    _sdnn(read_netx(path), path)
-    return run_sdnn(path, x, steps=steps)
+    return decode(_open_sdnn(path), sdnn_sigma(path, x, steps))

@@ -7,14 +7,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from . import artifact
-
 if TYPE_CHECKING:  # the network writes itself through this module: no import at run time
     from .network import CompiledNetwork
 
 
 def write_artifact(net: CompiledNetwork, path: str | os.PathLike[str]) -> list[str]:
-    artifact.save(path, net.graph, net.target, net.options)
+    net.save(path)
     return []
 
 

@@ -201,16 +201,14 @@ def _check_neuron(entry: Target, neuron: str) -> None:
     """The refusals of neurons the target cannot hold (compiler/targets.py)."""
     held = tuple(n for n in NEURONS if (n != "signed" or entry.signed_neurons)
                  and (n != "sigma-delta" or entry.sigma_delta))
-    if neuron == "signed" and not entry.signed_neurons:  # lava/loihi: signed graded payloads
-        raise UsageError(f"--neuron signed emits negative spikes, which {entry.neurons} "
-                         f"cannot hold; --target {entry.name} supports "
-                         f"{words(held, '--neuron ')} (use "
-                         f"{words(having(lambda t: t.signed_neurons))} for signed)")
-    if neuron == "sigma-delta" and not entry.sigma_delta:
-        raise UsageError(f"--neuron sigma-delta sends graded changes of each activation, which "
-                         f"{entry.neurons} cannot hold; --target {entry.name} supports "
-                         f"{words(held, '--neuron ')} (use "
-                         f"{words(having(lambda t: t.sigma_delta))} for sigma-delta)")
+    # neuron -> (the Target capability it needs, what it sends that the target must hold)
+    needs = {"signed": ("signed_neurons", "emits negative spikes"),  # lava/loihi: payloads
+             "sigma-delta": ("sigma_delta", "sends graded changes of each activation")}
+    if neuron in needs and not getattr(entry, needs[neuron][0]):
+        capability, sends = needs[neuron]
+        raise UsageError(f"--neuron {neuron} {sends}, which {entry.neurons} cannot hold; "
+                         f"--target {entry.name} supports {words(held, '--neuron ')} (use "
+                         f"{words(having(lambda t: getattr(t, capability)))} for {neuron})")
 
 
 def _sigma_delta_options(spec: NormSpec, shift: str, calibrate: str | None,
@@ -309,9 +307,9 @@ def load_nir(path: str | os.PathLike[str] | Any, *, target: str = DEFAULT_TARGET
     graph = from_nir(path, reset=reset, metadata=metadata, dt=dt)
     neuron = "lif" if all(n.attrs.get("reset") == "zero" for n in graph if n.op == "if") \
         else "if"
-    if target_passes(target):
-        options = PassOptions(timesteps=int(timesteps), neuron=neuron)
-        graph = run_pipeline(graph, target_passes(target), options)
+    extra = target_passes(target)  # lava/loihi: synapses, quantization, cores
+    if extra:
+        graph = run_pipeline(graph, extra, PassOptions(timesteps=int(timesteps), neuron=neuron))
     source = Path(path).name if isinstance(path, (str, os.PathLike)) else "nir"
     return CompiledNetwork(graph, target, {"timesteps": int(timesteps), "preset": "nir-import",
                                            "neuron": neuron, "source": source})

@@ -320,12 +320,10 @@ def input_messages(file: NetxNetwork, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim < 2:
         raise UsageError(f"samples are (N, *input shape), got shape {list(x.shape)}")
-    want = int(np.prod(np.asarray(file.layers[0].data["shape"])))
-    if int(np.prod(x.shape[1:])) != want:
-        raise UsageError(f"the network reads {want} values per sample "
-                         f"({list(np.asarray(file.layers[0].data['shape']))}), the samples "
-                         f"have {list(x.shape[1:])}")
-    shape = tuple(int(d) for d in np.asarray(file.layers[0].data["shape"]).reshape(-1))
+    shape = _shape(file.layers[0].data)
+    if math.prod(x.shape[1:]) != math.prod(shape):
+        raise UsageError(f"the network reads {math.prod(shape)} values per sample "
+                         f"({list(shape)}), the samples have {list(x.shape[1:])}")
     return messages(x.reshape(len(x), *shape), float(file.attrs["snnc_input_unit"]),
                     bool(file.attrs.get("snnc_input_flat", 0)))
 
