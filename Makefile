@@ -42,9 +42,13 @@ demo: $(STAMP)
 	$(BIN)/snnc eval examples/digits/model.onnx --data examples/digits/test.npz \
 		--calib examples/digits/calib.npz --timesteps 1,2,4,8,16,32,64 --json out/digits-eval.json
 
+# the suite in 2 worker processes (pytest-xdist), each test file whole in one of them (its
+# module fixtures built once): 2 cores are what CI has; TEST_WORKERS=0 runs it in this process
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

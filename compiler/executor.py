@@ -7,7 +7,7 @@ layer-by-layer ANN-vs-SNN comparison a one-liner.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -77,6 +77,15 @@ def run_all(graph: Graph, x: np.ndarray, keep: Callable[[str], bool] | None = No
     if keep is None or keep(graph.input.name) or graph.output == graph.input.name:
         kept[graph.input.name] = x
     return kept
+
+
+def evaluate_nodes(nodes: Iterable[Node], env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each node's value added to `env` (which holds their inputs), in order: the loop of
+    run_all without its memory management, for a cone of a graph (lower-synapses) or the
+    static prefix of a network (the sigma-delta simulator)."""
+    for node in nodes:
+        env[node.name] = opdef(node.op).evaluate(node, [env[i] for i in node.inputs])
+    return env
 
 
 def run(graph: Graph, x: np.ndarray) -> np.ndarray:

@@ -29,6 +29,9 @@ class Target:
     summary: str  # its words in `--target`'s help
     passes: tuple[str, ...] = ()  # appended to the conversion pipeline
     writer: str = f"{_WRITERS}:write_artifact"  # the .snn artifact
+    # passes the writer applies to a converted network that has not had them (for API
+    # callers who write a network compiled for another target)
+    writer_passes: tuple[str, ...] = ()
     suffix: str = ".snn"  # the output file's default suffix
     simulate: str = f"{_RUNNERS}:simulate_float"  # how the NumPy simulator runs it
     lava: str | None = None  # how Lava runs it (plan mode "float"/"fixed"); None: not at all
@@ -64,8 +67,9 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            agreement="snnc.api:nir_agreement",
            reader="a reader that follows NIR (reset to zero, V(0) = 0)",
            exact="--preset nir compiles a network that NIR states exactly"),
-    # .net: lava-dl's netx HDF5; its exporter lowers and quantizes the network itself
+    # .net: lava-dl's netx HDF5, holding the loihi pipeline's integers
     Target("netx", "netx (lava-dl's HDF5, .net)", writer=f"{_WRITERS}:write_netx",
+           writer_passes=("lower-synapses", "quantize-weights"),
            suffix=".net", neurons="netx's CUBA neurons (one binary spike)",
            signed_neurons=False, max_spike_bits=1, per_channel_thresholds=False),
 )}

@@ -22,6 +22,7 @@ import numpy as np
 from snnc.compiler.errors import InputFileError, ModelError
 from snnc.compiler.fileio import atomic_write_bytes
 from snnc.compiler.ir.graph import Graph, Node
+from snnc.compiler.ir.printer import node_fields
 from snnc.compiler.ir.verify import verify
 
 MAGIC = b"SNNC\x00ART"
@@ -54,15 +55,9 @@ def encode(graph: Graph, target: str, options: dict[str, Any]) -> bytes:
         offset += len(raw) + pad
         return entry
 
-    nodes = []
-    for n in graph.nodes:
-        nodes.append({
-            "name": n.name, "op": n.op, "inputs": list(n.inputs), "attrs": dict(n.attrs),
-            "shape": list(n.shape),
-            "params": {k: add(v) for k, v in sorted(n.params.items())},
-            "source": None if n.source is None else list(n.source),
-            "meta": {k: v for k, v in sorted(n.meta.items()) if _jsonable(v)},
-        })
+    nodes = [{**node_fields(n, add), "source": None if n.source is None else list(n.source),
+              "meta": {k: v for k, v in sorted(n.meta.items()) if _jsonable(v)}}
+             for n in graph.nodes]
     data = b"".join(blobs)
     header = {
         "format": "snnc-artifact",

@@ -33,6 +33,7 @@ def test_every_entry_is_complete() -> None:
     for name, entry in TARGETS.items():
         assert entry.name == name and entry.suffix.startswith(".")
         assert set(target_passes(name)) <= set(PASSES)  # the pass manager's own check
+        assert set(target_passes(name, "writer_passes")) <= set(PASSES)
         assert callable(resolve(entry.writer)) and callable(resolve(entry.simulate))
         assert entry.lava in (None, "float", "fixed")
         assert entry.agreement is None or callable(resolve(entry.agreement))
@@ -146,3 +147,18 @@ def test_the_scan_finds_what_it_looks_for() -> None:
     code = ('A = ("numpy", "nir")\nB = {"lava": 1, "netx": 2}\n'
             'if net.target == "loihi": pass\nC = ("numpy", "lava")\nD = {"nir": 1}\n')
     assert len(_lists_of_targets(ast.parse(code))) == 3
+
+
+def test_the_netx_writer_lowers_a_network_compiled_for_another_target(
+        digits_model: Path, digits_calib: Path, tmp_path: Path) -> None:
+    """write_netx of a numpy-target network applies netx's writer passes from the table and
+    writes the file `--target netx` writes."""
+    pytest.importorskip("h5py")
+    from snnc.backends.netx import write_netx
+
+    kw = {"calib": digits_calib, "preset": "rate-p99.99"}
+    assert target_passes("netx", "writer_passes") == ("lower-synapses", "quantize-weights")
+    write_netx(snnc.compile(digits_model, **kw).graph, tmp_path / "a.net")
+    snnc.compile(digits_model, target="netx", **kw).write(tmp_path / "b.net")
+    assert (tmp_path / "a.net").read_bytes() == (tmp_path / "b.net").read_bytes()
+

@@ -54,10 +54,11 @@ class LavaSession:
             value = some_proc.var.get()
     """
 
-    def __init__(self, root: Any, select_tag: str, stall_seconds: float = STALL_SECONDS
-                 ) -> None:
+    def __init__(self, root: Any, select_tag: str, stall_seconds: float = STALL_SECONDS,
+                 models: dict[type, type] | None = None) -> None:
         self.root = root
         self.select_tag = select_tag
+        self.models = models or {}  # process class -> the model to run it with (host_readout)
         self.stall_seconds = stall_seconds
         self.runtime: Any = None
         self.workers: list[_Worker] = []
@@ -66,7 +67,8 @@ class LavaSession:
         from lava.magma.core.run_configs import Loihi2SimCfg
 
         try:
-            executable = self.root.compile(Loihi2SimCfg(select_tag=self.select_tag))
+            executable = self.root.compile(Loihi2SimCfg(
+                select_tag=self.select_tag, exception_proc_model_map=self.models))
         except Exception as exc:  # Lava's compiler runs here, in this process
             raise BackendError(f"Lava could not compile the network: "
                                f"{type(exc).__name__}: {exc}") from exc

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from snnc.compiler.executor import evaluate_nodes
 from snnc.compiler.ir.graph import Graph, Node
 from snnc.compiler.ops import opdef
 from snnc.compiler.ops.sigma_delta import activation
@@ -65,13 +66,9 @@ def simulate_sigma_delta(graph: Graph, x: np.ndarray, ts: Sequence[int], static:
 
     def run(rows: slice) -> None:
         n = len(x[rows])
-        env0: dict[str, np.ndarray] = {graph.input.name: x[rows]}
-        dynamic: list[Node] = []
-        for node in graph.nodes[1:]:
-            if node.name in static:
-                env0[node.name] = opdef(node.op).evaluate(node, [env0[i] for i in node.inputs])
-            else:
-                dynamic.append(node)
+        env0 = evaluate_nodes([n for n in graph.nodes[1:] if n.name in static],
+                              {graph.input.name: x[rows]})
+        dynamic = [n for n in graph.nodes[1:] if n.name not in static]
         states = {node.name: _State(node, n) for node in dynamic if node.op == "sd"}
         sent = {name: np.zeros(n, np.int64) for name in sd}
         active = np.zeros(n, bool)  # sent anything at this step

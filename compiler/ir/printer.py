@@ -9,6 +9,7 @@ that adds, drops or retypes parameters, like quantize-weights' int16 mantissas, 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -78,17 +79,22 @@ def _param_summary(a: np.ndarray) -> dict[str, Any]:
     return summary
 
 
-def node_dict(node: Node) -> dict[str, Any]:
+def node_fields(node: Node, param: Callable[[np.ndarray], Any]) -> dict[str, Any]:
+    """The node as plain data, each parameter (in name order) as `param` writes it: a summary
+    in IR dumps, a byte range in the artifact (runtime/artifact.py)."""
     return {
         "name": node.name,
         "op": node.op,
         "inputs": list(node.inputs),
         "shape": list(node.shape),
         "attrs": dict(node.attrs),
-        "params": {k: _param_summary(v) for k, v in node.params.items()},
-        "source": None if node.source is None else {"name": node.source[0],
-                                                     "op": node.source[1]},
+        "params": {k: param(v) for k, v in sorted(node.params.items())},
     }
+
+
+def node_dict(node: Node) -> dict[str, Any]:
+    source = None if node.source is None else {"name": node.source[0], "op": node.source[1]}
+    return {**node_fields(node, _param_summary), "source": source}
 
 
 def to_json(graph: Graph) -> str:

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..contracts import CONVERTED, SYNAPSES, contract, require
 from ..errors import InternalError, ModelError, ResourceError
+from ..executor import evaluate_nodes
 from ..ir.graph import Graph, Node
 from ..ops import opdef
 from . import linear_maps as lm
@@ -79,9 +80,7 @@ def cone_forms(graph: Graph, cone_nodes: list[Node], sources: list[str], out: st
 
 
 def _evaluate(cone_nodes: list[Node], env: dict[str, np.ndarray], out: str) -> np.ndarray:
-    for node in cone_nodes:
-        env[node.name] = opdef(node.op).evaluate(node, [env[i] for i in node.inputs])
-    return env[out]
+    return evaluate_nodes(cone_nodes, env)[out]
 
 
 def _per_channel(value: np.ndarray, shape: tuple[int, ...]) -> bool:

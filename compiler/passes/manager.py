@@ -133,10 +133,10 @@ def split_pipeline(names: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ..
     return names[:k], names[k:]
 
 
-def target_passes(target: str) -> tuple[str, ...]:
-    """What `target` appends to the pipeline (compiler/targets.py names the passes, importing
-    none: they are checked here)."""
-    names = target_entry(target).passes
+def target_passes(target: str, field: str = "passes") -> tuple[str, ...]:
+    """What `target` appends to the pipeline, or (field="writer_passes") what its writer
+    applies first (compiler/targets.py names the passes, importing none: checked here)."""
+    names: tuple[str, ...] = getattr(target_entry(target), field)
     unknown = [n for n in names if n not in PASSES]
     if unknown:
         raise InternalError(f"compiler/targets.py: --target {target} names unknown pass(es) "

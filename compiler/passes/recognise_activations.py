@@ -31,6 +31,7 @@ import numpy as np
 from ..contracts import contract
 from ..ir.graph import Graph, Node, unique_name
 from ..ops.elementwise import channel_view
+from ..ops.quant import ROUNDING, qclip
 from .rewrite import along_axis, rebuild
 
 NAME = "recognise-activations"
@@ -137,7 +138,7 @@ def _chain_steps(chain: list[Node], channels: int) -> tuple[list[Step], tuple]:
             steps.append(lambda z, out, lo=lo, hi=hi: np.clip(z, lo, hi, out=out))
             key.append(("bound", lo.tobytes(), hi.tobytes()))
         else:
-            rounding = {"floor": np.floor, "round": np.round, "ceil": np.ceil}[node.attrs["mode"]]
+            rounding = ROUNDING[node.attrs["mode"]]
             steps.append(lambda z, out, r=rounding: r(z, out=out))
             key.append(("round", node.attrs["mode"]))
     return steps, tuple(key)
@@ -266,11 +267,8 @@ def _fit_ramp(z: np.ndarray, y: np.ndarray, theta: np.ndarray) -> Fit:
 
 
 def fitted(fit: Fit, z: np.ndarray) -> np.ndarray:
-    u = z * fit.gain + fit.offset
-    if fit.levels == 0:
-        return np.clip(u, 0, fit.theta)
-    steps = np.clip(np.floor(u * fit.levels / fit.theta + fit.phi), 0, fit.levels)
-    return steps * fit.theta / fit.levels
+    """The qclip node the fit becomes, applied after the fit's affine input."""
+    return qclip(z * fit.gain + fit.offset, fit.theta, fit.levels, fit.phi)
 
 
 def _verify(f: Callable[[np.ndarray], np.ndarray], fit: Fit, s: float,
@@ -291,7 +289,7 @@ def _worst(fit: Fit, z: np.ndarray, y: np.ndarray) -> float:
     if fit.levels == 0:
         err = fitted(fit, z)
     else:
-        # fitted() inlined, to reuse a (the step coordinate) for the points to skip
+        # qclip inlined, to reuse a (the step coordinate) for the points to skip
         a = np.multiply(z, fit.gain)
         a += fit.offset
         a *= fit.levels
