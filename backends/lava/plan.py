@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from snnc.compiler.contracts import QUANTIZED_WEIGHTS, facts
 from snnc.compiler.errors import InternalError, ModelError, UsageError
 from snnc.compiler.ir.graph import Graph
 from snnc.compiler.loihi.formats import INPUT_BIAS_EXP
@@ -283,7 +284,7 @@ def check_request(graph: Graph, mode: str, conv: str) -> None:
         raise UsageError(f"lava mode '{mode}' is not one of: {', '.join(MODES)}")
     if conv not in CONV_MODES:
         raise UsageError(f"conv '{conv}' is not one of: {', '.join(CONV_MODES)}")
-    if mode == "fixed" and graph.meta.get("quantized") != "loihi2":
+    if mode == "fixed" and QUANTIZED_WEIGHTS not in facts(graph):
         raise UsageError("fixed-point Lava needs a network compiled with --target loihi")
 
 

@@ -40,12 +40,12 @@ from typing import Any
 
 import numpy as np
 
+from snnc.compiler.contracts import CONVERTED, QUANTIZED_WEIGHTS, facts
 from snnc.compiler.errors import ModelError, UsageError
 from snnc.compiler.ir.graph import Graph
 from snnc.compiler.loihi.formats import BIAS_MANT_MAX, VTH_MAX
 from snnc.compiler.loihi.linear_maps import as_chw
 from snnc.compiler.loihi.populations import Population, Synapse, input_currents, populations
-from snnc.compiler.loihi.stages import QUANTIZED
 from snnc.compiler.loihi.synapses import matrix
 from snnc.compiler.passes.manager import run_pipeline, target_passes
 
@@ -122,9 +122,9 @@ def _check_chain(graph: Graph) -> None:
 
 
 def _lowered(graph: Graph) -> Graph:
-    if graph.meta.get("stage") != "snn":
+    if CONVERTED not in facts(graph):
         raise UsageError("only a converted (spiking) network can be exported to netx")
-    if graph.meta.get("quantized") == QUANTIZED:
+    if QUANTIZED_WEIGHTS in facts(graph):
         return graph
     _check_chain(graph)
     return run_pipeline(graph, target_passes("netx", "writer_passes"))

@@ -46,11 +46,11 @@ from typing import Any
 
 import numpy as np
 
+from snnc.compiler.contracts import SYNAPSES, facts
 from snnc.compiler.errors import ModelError
 from snnc.compiler.ir.graph import Graph
 from snnc.compiler.loihi.linear_maps import as_chw
 from snnc.compiler.loihi.populations import Population, populations
-from snnc.compiler.loihi.stages import SYNAPSES_STRUCTURED
 from snnc.compiler.loihi.synapses import matrix
 from snnc.compiler.passes.manager import LOWER_SYNAPSES, run_pipeline
 
@@ -71,7 +71,7 @@ def is_sigma_delta(graph: Graph) -> bool:
 
 
 def lowered(graph: Graph) -> Graph:
-    if graph.meta.get("synapses") == SYNAPSES_STRUCTURED:
+    if SYNAPSES in facts(graph):
         return graph
     export._check_chain(graph)
     return run_pipeline(graph, (LOWER_SYNAPSES,))

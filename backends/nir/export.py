@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from snnc.compiler.contracts import CONVERTED, facts
 from snnc.compiler.errors import ModelError, UsageError
 from snnc.compiler.fileio import atomic_path
 from snnc.compiler.ir.graph import Graph, Node
@@ -256,7 +257,7 @@ _MAPPERS: dict[str, Mapper] = {
 
 
 def _check(graph: Graph) -> None:
-    if graph.meta.get("stage") != "snn":
+    if CONVERTED not in facts(graph):
         raise UsageError("only a converted (spiking) network can be exported to NIR")
     signed = [n for n in graph.nodes if n.op == "if" and n.attrs.get("signed")]
     if signed:

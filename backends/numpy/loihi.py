@@ -58,12 +58,12 @@ from typing import Any
 
 import numpy as np
 
+from snnc.compiler.contracts import QUANTIZED_WEIGHTS, facts
 from snnc.compiler.errors import InternalError, UsageError
 from snnc.compiler.executor import check_input
 from snnc.compiler.ir.graph import Graph, Node
 from snnc.compiler.loihi.formats import INPUT_BIAS_EXP, SHIFT, STATE_MAX
 from snnc.compiler.loihi.populations import Population, input_currents, payload, populations
-from snnc.compiler.loihi.stages import QUANTIZED
 from snnc.compiler.loihi.synapses import row_abs_sums
 from snnc.compiler.parallel import parallel_map
 
@@ -492,7 +492,7 @@ def simulate_loihi(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
 
         return simulate_sigma_delta_loihi(  # type: ignore[return-value]
             graph, x, timesteps, batch_size, progress, rasters)
-    if graph.meta.get("quantized") != QUANTIZED:
+    if QUANTIZED_WEIGHTS not in facts(graph):
         raise UsageError("the NumPy loihi mode needs a network compiled with --target loihi")
     ts = _checkpoints(timesteps)
     x = check_input(graph, x)

@@ -44,13 +44,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from snnc.compiler.contracts import QUANTIZED_WEIGHTS, facts
 from snnc.compiler.errors import ModelError, UsageError
 from snnc.compiler.executor import check_input
 from snnc.compiler.ir.graph import Graph, Node
 from snnc.compiler.loihi.formats import STATE_MAX
 from snnc.compiler.loihi.populations import Population, populations
 from snnc.compiler.loihi.quantize_sigma_delta import quantize_input
-from snnc.compiler.loihi.stages import QUANTIZED
 from snnc.compiler.loihi.synapses import matrix
 from snnc.compiler.parallel import parallel_map
 
@@ -236,7 +236,7 @@ def simulate_sigma_delta_loihi(graph: Graph, x: np.ndarray, timesteps: int | Seq
     each checkpoint t (after Lava step t + K, not averaged), messages and their payload sum
     per population, the sink's accumulator after the last checkpoint and, on request (None:
     when small), every population's messages on Lava's timeline."""
-    if graph.meta.get("quantized") != QUANTIZED:
+    if QUANTIZED_WEIGHTS not in facts(graph):
         raise UsageError("the NumPy loihi mode needs a network compiled with --target loihi")
     ts = _checkpoints(timesteps)
     x = check_input(graph, x)

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from snnc.compiler.contracts import CONVERTED, facts
 from snnc.compiler.errors import UsageError
 from snnc.compiler.executor import check_input
 from snnc.compiler.ir.graph import Graph, Node
@@ -359,7 +360,7 @@ def simulate(graph: Graph, x: np.ndarray, timesteps: int | Sequence[int],
     docstring."""
     if engine not in ENGINES:
         raise UsageError(f"engine '{engine}' is not one of: {', '.join(ENGINES)}")
-    if graph.meta.get("stage") != "snn":
+    if CONVERTED not in facts(graph):
         raise UsageError("this graph has not been converted to a spiking network; "
                          "compile it first (snnc compile)")
     ts = _checkpoints(timesteps)

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from ..contracts import SYNAPSES, facts
 from ..errors import ModelError
 from ..ir.graph import Graph, Node
 from ..ops.neuron import max_count
 from .formats import input_current, threshold_gain
-from .stages import SYNAPSES_STRUCTURED
 
 __all__ = ["Population", "Synapse", "input_currents", "message_bits", "payload",
            "payload_bits", "pool_index", "populations", "spike_theta", "threshold_gain"]
@@ -88,7 +88,7 @@ def _synapse_nodes(graph: Graph, feed: str) -> tuple[list[Node], np.ndarray | No
 
 def populations(graph: Graph) -> list[Population]:
     """Populations in topological order; the readout (the graph output) comes last."""
-    if graph.meta.get("synapses") != SYNAPSES_STRUCTURED:
+    if SYNAPSES not in facts(graph):
         raise ModelError("this graph has no synapse layers; run the lower-synapses pass "
                          "(compile with --target lava or loihi)")
     # sigma-delta graphs: the input source (depth 0) feeds the first synapse layer
