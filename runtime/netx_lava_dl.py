@@ -66,7 +66,6 @@ def sdnn_sigma(path: str | os.PathLike[str], x: np.ndarray, steps: int | None = 
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
-    from snnc.backends.lava.host_readout import Readout
     from snnc.backends.lava.runner import LavaSession
 
     file = read_netx(path)
@@ -82,13 +81,12 @@ def sdnn_sigma(path: str | os.PathLike[str], x: np.ndarray, steps: int | None = 
     sink = Sink(shape=tuple(int(d) for d in net.out.shape), buffer=steps * len(x))
     source.s_out.connect(net.inp)
     net.out.connect(sink.a_in)
-    with (Readout({"sigma": sink}, select_tag == "fixed_pt") as readout,
-          LavaSession(sink, select_tag, models=readout.models) as lava):
+    with LavaSession(sink, select_tag, sinks={"sigma": sink}) as lava:
         for k in range(len(x)):
             if k:
                 _reset(net)
             lava.run(steps)
-        sigma = readout.read("sigma")[..., steps - 1::steps]
+        sigma = lava.read("sigma")[..., steps - 1::steps]
     sigma = np.moveaxis(sigma, -1, 0)  # (N, *netx output shape)
     if sigma.ndim == 4:  # (N, W, H, C) -> snnc's (N, C, H, W)
         sigma = sigma.transpose(0, 3, 2, 1)

@@ -15,7 +15,7 @@ import snnc
 from snnc.cli import build_parser
 from snnc.compiler import targets
 from snnc.compiler.errors import UsageError
-from snnc.compiler.passes.manager import PASSES, target_passes
+from snnc.compiler.passes.manager import PASSES, target_passes, writer_passes
 from snnc.compiler.targets import RUN_BACKENDS, TARGETS, having, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ def test_every_entry_is_complete() -> None:
     for name, entry in TARGETS.items():
         assert entry.name == name and entry.suffix.startswith(".")
         assert set(target_passes(name)) <= set(PASSES)  # the pass manager's own check
-        assert set(target_passes(name, "writer_passes")) <= set(PASSES)
+        assert set(writer_passes(name)) <= set(PASSES)
         assert callable(resolve(entry.writer)) and callable(resolve(entry.simulate))
         assert entry.lava in (None, "float", "fixed")
         assert entry.agreement is None or callable(resolve(entry.agreement))
@@ -157,7 +157,7 @@ def test_the_netx_writer_lowers_a_network_compiled_for_another_target(
     from snnc.backends.netx import write_netx
 
     kw = {"calib": digits_calib, "preset": "rate-p99.99"}
-    assert target_passes("netx", "writer_passes") == ("lower-synapses", "quantize-weights")
+    assert writer_passes("netx") == ("lower-synapses", "quantize-weights")
     write_netx(snnc.compile(digits_model, **kw).graph, tmp_path / "a.net")
     snnc.compile(digits_model, target="netx", **kw).write(tmp_path / "b.net")
     assert (tmp_path / "a.net").read_bytes() == (tmp_path / "b.net").read_bytes()

@@ -7,10 +7,7 @@ sinks stay Lava's stock RingBuffer processes (they are host processes on a chip 
 CPU model that runs them writes each step's input to a file as well, which this process reads
 once the run is done. The file's rows are time steps: (buffer, *shape), float64 like `get()`.
 
-    with Readout({"out": sink, **probes}, fixed=True) as readout, \\
-            LavaSession(sink, "fixed_pt", models=readout.models) as lava:
-        lava.run(steps)
-        data = readout.read("out")   # == sink.data.get()
+LavaSession (runner.py) makes one for the sinks it is given and reads them for its caller.
 """
 
 from __future__ import annotations
@@ -22,7 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lava.proc.io.sink import PyReceiveModelFixed, PyReceiveModelFloat, RingBuffer
+from lava.proc.io.sink import (
+    AbstractPyReceiveModel,
+    PyReceiveModelFixed,
+    PyReceiveModelFloat,
+    RingBuffer,
+)
 
 PARAM = "snnc_readout"  # the sink's process parameter naming its file
 
@@ -39,6 +41,9 @@ def _rows(model: Any) -> np.ndarray:
 
 
 def _run_spk(model: Any) -> None:
+    if model.proc_params.get(PARAM) is None:  # a sink nobody asked to read this way
+        AbstractPyReceiveModel.run_spk(model)
+        return
     rows = _rows(model)
     rows[(model.time_step - 1) % len(rows)] = model.a_in.recv()
 
@@ -61,19 +66,23 @@ def _folder() -> str | None:
 
 
 class Readout:
-    """Files for the RingBuffer sinks `sinks` (key -> sink), removed on exit."""
+    """Files for the RingBuffer sinks `sinks` (key -> sink), removed by close()."""
 
     def __init__(self, sinks: Mapping[str, Any], fixed: bool) -> None:
-        self.models = {RingBuffer: FileReceiveFixed if fixed else FileReceiveFloat}
         self._sinks = dict(sinks)
-        self._folder = Path(tempfile.mkdtemp(prefix="snnc-lava-", dir=_folder()))
+        self.models: dict[type, type] = {}  # Lava's exception_proc_model_map
+        self._folder: Path | None = None
         self._paths: dict[str, Path] = {}
+        if not self._sinks:
+            return
+        self.models[RingBuffer] = FileReceiveFixed if fixed else FileReceiveFloat
+        self._folder = Path(tempfile.mkdtemp(prefix="snnc-lava-", dir=_folder()))
         for k, (key, sink) in enumerate(self._sinks.items()):
             path = self._folder / f"{k}.f64"
             shape = tuple(sink.data.shape)
             with path.open("wb") as f:  # zeros, as the stock buffer starts
                 f.truncate(8 * int(np.prod(shape)))
-            sink.proc_params[PARAM] = str(path)
+            sink.proc_params.overwrite(PARAM, str(path))  # a sink run again: its new file
             self._paths[key] = path
 
     def read(self, key: str) -> np.ndarray:
@@ -82,8 +91,6 @@ class Readout:
         rows = np.fromfile(self._paths[key], np.float64).reshape(shape[-1], *shape[:-1])
         return np.ascontiguousarray(np.moveaxis(rows, 0, -1))
 
-    def __enter__(self) -> Readout:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        shutil.rmtree(self._folder, ignore_errors=True)
+    def close(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)

@@ -76,17 +76,14 @@ def run_lif_batch(plan: Plan, currents: dict[str, np.ndarray], timesteps: int,
         _connect(plan, procs)
     sink = procs[plan.readout]
     tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
-    from .host_readout import Readout
-
     with (lava_errors("failed while running the network"),
-          Readout({plan.readout: sink, **probes}, plan.mode == "fixed") as readout,
-          LavaSession(sink, tag, models=readout.models) as lava):
+          LavaSession(sink, tag, sinks={plan.readout: sink, **probes}) as lava):
         for s in range(n):
             lava.run(steps + (s == 0))
             if progress is not None:
                 progress(1)
-        out = readout.read(plan.readout)
-        spikes = {k: readout.read(k) != 0 for k in probes}
+        out = lava.read(plan.readout)
+        spikes = {k: lava.read(k) != 0 for k in probes}
     depth = plan.proc(plan.readout).depth
     acc = np.stack([out[:, window(depth, steps, t, s)].sum(axis=1) for s in range(n)])
     if plan.mode == "fixed":

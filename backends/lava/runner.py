@@ -15,9 +15,11 @@ import contextlib
 import logging
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from snnc.compiler.errors import BackendError, SnncError
 
@@ -49,41 +51,57 @@ def lava_errors(what: str) -> Iterator[None]:
 class LavaSession:
     """One Lava runtime for the process graph around `root`:
 
-        with LavaSession(root, "fixed_pt") as lava:
+        with LavaSession(root, "fixed_pt", sinks={"out": sink}) as lava:
             lava.run(steps)          # as often as needed; the state carries over
             value = some_proc.var.get()
+            data = lava.read("out")  # == sink.data.get(), without its cost (host_readout)
     """
 
     def __init__(self, root: Any, select_tag: str, stall_seconds: float = STALL_SECONDS,
-                 models: dict[type, type] | None = None) -> None:
+                 sinks: Mapping[str, Any] | None = None) -> None:
         self.root = root
         self.select_tag = select_tag
-        self.models = models or {}  # process class -> the model to run it with (host_readout)
         self.stall_seconds = stall_seconds
+        self.sinks = dict(sinks or {})  # RingBuffer sinks to read with read(), by key
+        self.readout: Any = None
         self.runtime: Any = None
         self.workers: list[_Worker] = []
 
     def __enter__(self) -> LavaSession:
         from lava.magma.core.run_configs import Loihi2SimCfg
 
+        from .host_readout import Readout
+
+        self.readout = Readout(self.sinks, self.select_tag == "fixed_pt")
         try:
-            executable = self.root.compile(Loihi2SimCfg(
-                select_tag=self.select_tag, exception_proc_model_map=self.models))
-        except Exception as exc:  # Lava's compiler runs here, in this process
-            raise BackendError(f"Lava could not compile the network: "
-                               f"{type(exc).__name__}: {exc}") from exc
-        try:
-            self._start(executable)
+            try:
+                executable = self.root.compile(Loihi2SimCfg(
+                    select_tag=self.select_tag, exception_proc_model_map=self.readout.models))
+            except Exception as exc:  # Lava's compiler runs here, in this process
+                raise BackendError(f"Lava could not compile the network: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            try:
+                self._start(executable)
+            except BaseException:
+                self._kill()
+                raise
         except BaseException:
-            self._kill()
+            self.readout.close()
             raise
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self._stop()
-        else:
-            self._kill()
+        try:
+            if exc_type is None:
+                self._stop()
+            else:
+                self._kill()
+        finally:
+            self.readout.close()
+
+    def read(self, key: str) -> np.ndarray:
+        """What `sinks[key].data.get()` would give, read from the sink's file."""
+        return self.readout.read(key)  # type: ignore[no-any-return]
 
     def run(self, steps: int) -> None:
         """Run `steps` more time steps; BackendError if a worker fails."""

@@ -71,14 +71,11 @@ def _run_sample(plan: Plan, sample: np.ndarray, timesteps: int, raster: bool
         _connect(plan, procs)
     sink = procs[plan.readout]
     tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
-    from .host_readout import Readout
-
     with (lava_errors("failed while running the network"),
-          Readout({plan.readout: sink, **probes}, plan.mode == "fixed") as readout,
-          LavaSession(sink, tag, models=readout.models) as lava):
+          LavaSession(sink, tag, sinks={plan.readout: sink, **probes}) as lava):
         lava.run(steps)
-        data = readout.read(plan.readout)
-        sent = {k: readout.read(k).T for k in probes}
+        data = lava.read(plan.readout)
+        sent = {k: lava.read(k).T for k in probes}
     acc = data.sum(axis=1)
     return (np.rint(acc).astype(np.int64) if plan.mode == "fixed" else acc), sent
 

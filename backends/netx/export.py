@@ -47,7 +47,7 @@ from snnc.compiler.loihi.formats import BIAS_MANT_MAX, VTH_MAX
 from snnc.compiler.loihi.linear_maps import as_chw
 from snnc.compiler.loihi.populations import Population, Synapse, input_currents, populations
 from snnc.compiler.loihi.synapses import matrix
-from snnc.compiler.passes.manager import run_pipeline, target_passes
+from snnc.compiler.passes.manager import run_pipeline, writer_passes
 
 DENSE_LIMIT = 1 << 24  # a sparse synapse up to this many entries is written as a dense layer
 I_DECAY_NONE = 4096  # du = iDecay - 1 = 4095: no current memory
@@ -127,7 +127,7 @@ def _lowered(graph: Graph) -> Graph:
     if QUANTIZED_WEIGHTS in facts(graph):
         return graph
     _check_chain(graph)
-    return run_pipeline(graph, target_passes("netx", "writer_passes"))
+    return run_pipeline(graph, writer_passes("netx"))
 
 
 def _vth(pop: Population, scaled: np.ndarray) -> int:

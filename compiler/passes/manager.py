@@ -133,10 +133,18 @@ def split_pipeline(names: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ..
     return names[:k], names[k:]
 
 
-def target_passes(target: str, field: str = "passes") -> tuple[str, ...]:
-    """What `target` appends to the pipeline, or (field="writer_passes") what its writer
-    applies first (compiler/targets.py names the passes, importing none: checked here)."""
-    names: tuple[str, ...] = getattr(target_entry(target), field)
+def target_passes(target: str) -> tuple[str, ...]:
+    """What `target` appends to the pipeline."""
+    return _known(target, target_entry(target).passes)
+
+
+def writer_passes(target: str) -> tuple[str, ...]:
+    """What `target`'s writer applies to a converted network that has not had it."""
+    return _known(target, target_entry(target).writer_passes)
+
+
+def _known(target: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """`names` (compiler/targets.py names passes, importing none), checked here."""
     unknown = [n for n in names if n not in PASSES]
     if unknown:
         raise InternalError(f"compiler/targets.py: --target {target} names unknown pass(es) "
