@@ -17,11 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from snnc.compiler.errors import SnncError
-
 from .lif_plan import lif_sizes, source_data, window
-from .network import LavaResult, _connect, _synapse, run_lava
-from .plan import SYNAPSES, Plan, ProcSpec
+from .network import LavaResult, _connect, build_stock, run_lava
+from .plan import Plan, ProcSpec
 from .runner import LavaSession, lava_errors
 
 Progress = Callable[[int], None]
@@ -40,30 +38,6 @@ def _lif(spec: ProcSpec, steps: int, fixed: bool) -> Any:
                     name=spec.name)
 
 
-def _build(plan: Plan, data: np.ndarray, steps: int, total: int
-           ) -> tuple[dict[str, Any], dict[str, Any]]:
-    from lava.proc.io.sink import RingBuffer as Sink
-    from lava.proc.io.source import RingBuffer as Source
-
-    fixed = plan.mode == "fixed"
-    procs: dict[str, Any] = {}
-    probes: dict[str, Any] = {}
-    for spec in plan.procs:
-        if spec.kind in SYNAPSES:
-            procs[spec.name] = _synapse(spec)
-        elif spec.kind == "source":
-            procs[spec.name] = Source(data=data)
-        elif spec.kind == "sink":
-            procs[spec.name] = Sink(shape=(spec.size,), buffer=total)
-        elif spec.kind == "lif":
-            procs[spec.name] = _lif(spec, steps, fixed)
-            probes[spec.name] = Sink(shape=(spec.size,), buffer=total)
-            procs[spec.name].s_out.connect(probes[spec.name].a_in)
-        else:
-            raise SnncError(f"process kind '{spec.kind}' is not part of a stock-LIF plan")
-    return procs, probes
-
-
 def run_lif_batch(plan: Plan, currents: dict[str, np.ndarray], timesteps: int,
                   raster: bool = False, progress: Progress | None = None) -> LavaResult:
     """N samples (currents: input-fed population -> (N, n)) in one Lava runtime."""
@@ -72,7 +46,9 @@ def run_lif_batch(plan: Plan, currents: dict[str, np.ndarray], timesteps: int,
     n = len(next(iter(currents.values())))
     total = n * steps + 1  # the priming step
     with lava_errors("refused the network"):  # it checks shapes and parameters as it builds
-        procs, probes = _build(plan, source_data(plan, currents, steps), steps, total)
+        lif = {"lif": lambda spec: _lif(spec, steps, plan.mode == "fixed")}
+        procs, probes = build_stock(plan, source_data(plan, currents, steps), total, lif,
+                                    probe=True, what="a stock-LIF plan")
         _connect(plan, procs)
     sink = procs[plan.readout]
     tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"

@@ -127,6 +127,34 @@ def _build(plan: Plan, clock: _Clock, currents: dict[str, np.ndarray], raster: b
     return procs, probes
 
 
+def build_stock(plan: Plan, data: np.ndarray, buffer: int,
+                neurons: dict[str, Callable[[ProcSpec], Any]], probe: bool, what: str
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(processes, probes) of a plan of Lava's stock processes only (lif_plan, sd_plan): a
+    RingBuffer source sending `data`, a RingBuffer sink of `buffer` steps, the synapses, and
+    the neurons `neurons[kind](spec)` makes, each recorded by a sink of its own if `probe`."""
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    procs: dict[str, Any] = {}
+    probes: dict[str, Any] = {}
+    for spec in plan.procs:
+        if spec.kind in SYNAPSES:
+            procs[spec.name] = _synapse(spec)
+        elif spec.kind == "source":
+            procs[spec.name] = Source(data=data)
+        elif spec.kind == "sink":
+            procs[spec.name] = Sink(shape=(spec.size,), buffer=buffer)
+        elif spec.kind in neurons:
+            procs[spec.name] = neurons[spec.kind](spec)
+            if probe:
+                probes[spec.name] = Sink(shape=(spec.size,), buffer=buffer)
+                procs[spec.name].s_out.connect(probes[spec.name].a_in)
+        else:
+            raise SnncError(f"process kind '{spec.kind}' is not part of {what}")
+    return procs, probes
+
+
 def _out_port(proc: Any, spec: ProcSpec) -> Any:
     """Spikes (neurons, pools) or current (synapses), as a flat (n,) vector in CHW order."""
     if spec.kind == "conv":  # Lava's (W, H, C) -> flat CHW

@@ -17,11 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from snnc.compiler.errors import SnncError
-
 from . import require_lava
-from .network import LavaResult, _connect, _synapse
-from .plan import SYNAPSES, Plan, ProcSpec
+from .network import LavaResult, _connect, build_stock
+from .plan import Plan, ProcSpec
 from .runner import LavaSession, lava_errors
 
 Progress = Callable[[int], None]
@@ -36,38 +34,15 @@ def _sigma_delta(spec: ProcSpec) -> Any:
                       state_exp=int(p["state_exp"]), name=spec.name)
 
 
-def _build(plan: Plan, sample: np.ndarray, steps: int, raster: bool
-           ) -> tuple[dict[str, Any], dict[str, Any]]:
-    from lava.proc.io.sink import RingBuffer as Sink
-    from lava.proc.io.source import RingBuffer as Source
-
-    procs: dict[str, Any] = {}
-    probes: dict[str, Any] = {}
-    for spec in plan.procs:
-        if spec.kind in SYNAPSES:
-            procs[spec.name] = _synapse(spec)
-        elif spec.kind == "source":
-            data = np.zeros((spec.size, steps), sample.dtype)
-            data[:, 0] = sample  # the change of a static sample: all of it at step 1
-            procs[spec.name] = Source(data=data)
-        elif spec.kind == "sink":
-            procs[spec.name] = Sink(shape=(spec.size,), buffer=steps)
-        elif spec.kind == "sigma_delta":
-            procs[spec.name] = _sigma_delta(spec)
-            if raster:
-                probes[spec.name] = Sink(shape=(spec.size,), buffer=steps)
-                procs[spec.name].s_out.connect(probes[spec.name].a_in)
-        else:
-            raise SnncError(f"process kind '{spec.kind}' is not part of a sigma-delta plan")
-    return procs, probes
-
-
 def _run_sample(plan: Plan, sample: np.ndarray, timesteps: int, raster: bool
                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(the sink's sum (n_out,), each SigmaDelta's messages (steps, n)) of one sample."""
     steps = int(timesteps) + plan.lag
     with lava_errors("refused the network"):  # it checks shapes and parameters as it builds
-        procs, probes = _build(plan, sample, steps, raster)
+        data = np.zeros((len(sample), steps), sample.dtype)
+        data[:, 0] = sample  # the change of a static sample: all of it at step 1
+        procs, probes = build_stock(plan, data, steps, {"sigma_delta": _sigma_delta},
+                                    probe=raster, what="a sigma-delta plan")
         _connect(plan, procs)
     sink = procs[plan.readout]
     tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
