@@ -6,12 +6,12 @@ the weights with a patch matrix built from strided views of the padded input.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..ir.graph import Node
+from ..node_cache import second_call
 from ..parallel import split_rows
 from .registry import OpDef, Shape, register
 from .windows import offset_views, output_size, pad_spatial
@@ -144,28 +144,25 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, strides: Sequence[
 # its unrolled matrix than through patches: up to this many times the conv's multiply-adds
 _UNROLL_MACS = 4
 _UNROLL_BYTES = 32 * 2**20
-# node -> None after its first call (not worth unrolling for one batch), then the matrix
-_unrolled_cache: weakref.WeakKeyDictionary[Node, np.ndarray | None] = (
-    weakref.WeakKeyDictionary())
 
 
 def _unrolled(node: Node, sample: Shape) -> np.ndarray | None:
     """The dense matrix of a conv on small maps, built on its second call (the simulator
-    calls it every step): the conv applied to the identity basis of its input space."""
+    calls it every step; compiler/node_cache.py keeps it): the conv applied to the identity
+    basis of its input space."""
     w = node.params["weight"]
     inputs, outputs = int(np.prod(sample)), int(np.prod(node.shape))
     if (inputs * outputs > _UNROLL_MACS * w.size * int(np.prod(node.shape[1:]))
             or 4 * inputs * outputs > _UNROLL_BYTES):
         return None
-    if node not in _unrolled_cache:
-        _unrolled_cache[node] = None
-        return None
-    if _unrolled_cache[node] is None:
+
+    def build() -> np.ndarray:
         a = node.attrs
         basis = np.eye(inputs, dtype=np.float32).reshape(inputs, *sample)
-        _unrolled_cache[node] = conv(basis, w, np.zeros(len(w), np.float32), a["strides"],
-                                     a["pads"], a["dilations"], a["groups"]).reshape(inputs, -1)
-    return _unrolled_cache[node]
+        return conv(basis, w, np.zeros(len(w), np.float32), a["strides"], a["pads"],
+                    a["dilations"], a["groups"]).reshape(inputs, -1)
+
+    return second_call(node, build)
 
 
 def _eval(node: Node, inputs: Sequence[np.ndarray]) -> np.ndarray:
